@@ -1,0 +1,1 @@
+"""pgclaims: statistical tests of the claims of "A Closer Look at Deep Policy Gradients"."""

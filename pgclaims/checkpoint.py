@@ -1,0 +1,161 @@
+"""Checkpoints: one safetensors file holding everything needed to continue exactly.
+
+Tensors: policy and value parameters, Adam states, normalizer statistics, the torch RNG state
+and the last training batch. Metadata (JSON in the safetensors header): format name and
+version, the training config, iteration, numpy RNG state, the training curve so far. Nothing is
+ever unpickled. Writes are atomic (temporary file in the same directory, then rename).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from pgclaims.agent import Agent, TrainConfig, make_agent
+from pgclaims.rollout import Batch
+
+FORMAT = "pgclaims.checkpoint"
+FORMAT_VERSION = 1
+BATCH_FIELDS = ("obs", "actions", "rewards", "raw_rewards", "terminated", "truncated",
+                "final_obs", "episode_returns", "episode_lengths")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is missing, corrupt, truncated, foreign or of another version."""
+
+
+def _opt_tensors(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], Any]:
+    sd = opt.state_dict()
+    tensors = {}
+    for idx, state in sd["state"].items():
+        for k, v in state.items():
+            tensors[f"{prefix}/state/{idx}/{k}"] = torch.as_tensor(v).clone()
+    return tensors, sd["param_groups"]
+
+
+def _load_opt(prefix: str, opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
+              groups: Any) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, t in tensors.items():
+        if name.startswith(prefix + "/state/"):
+            _, _, idx, k = name.split("/")
+            state.setdefault(int(idx), {})[k] = t
+    opt.load_state_dict({"state": state, "param_groups": groups})
+
+
+def save(agent: Agent, path: str | os.PathLike[str]) -> Path:
+    """Write ``agent`` to ``path`` atomically; returns the path."""
+    path = Path(path)
+    tensors: dict[str, torch.Tensor] = {}
+    for name, p in agent.policy.state_dict().items():
+        tensors[f"policy/{name}"] = p.detach().clone()
+    for name, p in agent.value.state_dict().items():
+        tensors[f"value/{name}"] = p.detach().clone()
+    meta: dict[str, Any] = {}
+    if agent.policy_opt is not None:
+        t, meta["policy_opt_groups"] = _opt_tensors("policy_opt", agent.policy_opt)
+        tensors.update(t)
+    t, meta["value_opt_groups"] = _opt_tensors("value_opt", agent.value_opt)
+    tensors.update(t)
+    on, rs = agent.obs_norm.stats, agent.reward_scaler.stats
+    tensors["obs_norm/mean"] = torch.from_numpy(on.mean.copy())
+    tensors["obs_norm/m2"] = torch.from_numpy(on.m2.copy())
+    tensors["reward_norm/mean"] = torch.from_numpy(np.atleast_1d(rs.mean).copy())
+    tensors["reward_norm/m2"] = torch.from_numpy(np.atleast_1d(rs.m2).copy())
+    tensors["torch_rng"] = torch.get_rng_state()
+    if agent.last_batch is not None:
+        for f in BATCH_FIELDS:
+            tensors[f"last_batch/{f}"] = torch.from_numpy(np.ascontiguousarray(
+                getattr(agent.last_batch, f)))
+        tensors["last_batch/targets"] = torch.from_numpy(agent.last_targets.copy())
+    meta.update(
+        config=agent.config.to_dict(),
+        iteration=agent.iteration,
+        obs_norm_count=on.count,
+        reward_norm_count=rs.count,
+        numpy_rng=agent.rng.bit_generator.state,
+        curve=agent.curve,
+    )
+    header = {"format": FORMAT, "format_version": str(FORMAT_VERSION),
+              "pgclaims": json.dumps(meta)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata=header)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Tensors and metadata of a checkpoint, validated; raises :class:`CheckpointError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        tensors = load_file(str(path))
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            header = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
+    if header.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path}: not a pgclaims checkpoint (header field 'format' is "
+            f"{header.get('format')!r}, expected {FORMAT!r})"
+        )
+    if header.get("format_version") != str(FORMAT_VERSION):
+        raise CheckpointError(
+            f"{path}: checkpoint format_version {header.get('format_version')!r}, this pgclaims "
+            f"reads {FORMAT_VERSION}"
+        )
+    try:
+        meta = json.loads(header["pgclaims"])
+    except (KeyError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: header field 'pgclaims' is missing or not JSON") from exc
+    return tensors, meta
+
+
+def load(path: str | os.PathLike[str]) -> Agent:
+    """Rebuild the agent saved at ``path`` (exactly: continuing it continues the run)."""
+    tensors, meta = read(path)
+    try:
+        config = TrainConfig.from_dict(meta["config"])
+        agent = make_agent(config)
+        agent.policy.load_state_dict(
+            {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("policy/")})
+        agent.value.load_state_dict(
+            {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("value/")})
+        if agent.policy_opt is not None:
+            _load_opt("policy_opt", agent.policy_opt, tensors, meta["policy_opt_groups"])
+        _load_opt("value_opt", agent.value_opt, tensors, meta["value_opt_groups"])
+        on, rs = agent.obs_norm.stats, agent.reward_scaler.stats
+        on.mean[...] = tensors["obs_norm/mean"].numpy()
+        on.m2[...] = tensors["obs_norm/m2"].numpy()
+        on.count = int(meta["obs_norm_count"])
+        rs.mean = np.asarray(tensors["reward_norm/mean"].numpy()[0])
+        rs.m2 = np.asarray(tensors["reward_norm/m2"].numpy()[0])
+        rs.count = int(meta["reward_norm_count"])
+        agent.rng.bit_generator.state = meta["numpy_rng"]
+        torch.set_rng_state(tensors["torch_rng"])
+        agent.iteration = int(meta["iteration"])
+        agent.curve = list(meta["curve"])
+        if "last_batch/obs" in tensors:
+            agent.last_batch = Batch(**{f: tensors[f"last_batch/{f}"].numpy() for f in BATCH_FIELDS})
+            agent.last_targets = tensors["last_batch/targets"].numpy()
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{Path(path)}: inconsistent checkpoint contents ({exc})") from exc
+    return agent

@@ -1,0 +1,118 @@
+"""The ``pgclaims`` command: train agents, manage fixtures, render reports."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from pgclaims.agent import ALGOS, TrainConfig
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from exc
+
+
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--env", required=True, help="gymnasium id, e.g. Hopper-v5, Walker2d-v5, "
+                   "Humanoid-v5 (any Box-action env works with --policy-lr/--value-lr/--max-kl)")
+    p.add_argument("--algo", required=True, choices=ALGOS)
+    p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    p.add_argument("--iterations", type=int, default=500,
+                   help="training iterations of --steps state-action pairs each (default 500)")
+    p.add_argument("--checkpoints", type=_ints, default=None,
+                   help="iterations to checkpoint at, e.g. 0,150,300,450 (default: 0, 0.3T, "
+                   "0.6T, 0.9T and the final iteration T)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="state-action pairs per iteration (Table 1: 2048)")
+    p.add_argument("--policy-lr", type=float, default=None, help="PPO Adam LR (Table 1 per env)")
+    p.add_argument("--value-lr", type=float, default=None, help="value net LR (Table 1 per env)")
+    p.add_argument("--max-kl", type=float, default=None, help="TRPO KL bound (Table 1 per env)")
+    p.add_argument("--baseline", choices=("valuenet", "zero"), default=None,
+                   help="advantage baseline (default valuenet; zero = returns, for ablations)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _config(args: argparse.Namespace) -> TrainConfig:
+    overrides = {k: v for k, v in {
+        "steps_per_iteration": args.steps, "policy_lr": args.policy_lr,
+        "value_lr": args.value_lr, "max_kl": args.max_kl, "baseline": args.baseline,
+    }.items() if v is not None}
+    return TrainConfig.create(args.env, args.algo, args.seed, args.iterations,
+                              args.checkpoints, **overrides)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from pgclaims.train import train
+
+    config = _config(args)
+    out = args.out or f"runs/{config.env_id}-{config.algo}-s{config.seed}-{config.key()[:8]}"
+    agent = train(config, out, progress=not args.quiet)
+    last = agent.curve[-1]["mean_return"] if agent.curve else float("nan")
+    print(f"{out}: {agent.iteration} iterations, last mean return {last:.1f}")
+    return 0
+
+
+def cmd_fixtures(args: argparse.Namespace) -> int:
+    from pgclaims import fixtures
+
+    if args.fixtures_cmd == "list":
+        print(fixtures.describe())
+        return 0
+    entry = fixtures.train_fixture(_config(args), progress=not args.quiet)
+    print(f"fixture {entry['key']}: {entry['env_id']} {entry['algo']} seed {entry['seed']}, "
+          f"final mean return {entry['final_mean_return']}")
+    return 0
+
+
+def cmd_report(argv: Sequence[str]) -> int:
+    from pgclaims.report import main_report
+
+    return main_report(list(argv))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pgclaims",
+        description="Check the claims of 'A Closer Look at Deep Policy Gradients' on your agents.",
+    )
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("train", help="train a PPO or TRPO agent with checkpoints",
+                       description="Train with Table 1 hyperparameters. Re-running the same "
+                       "command resumes from the run directory's latest checkpoint.")
+    _add_train_args(p)
+    p.add_argument("--out", default=None, help="run directory (default runs/<env>-<algo>-s<seed>-<key>)")
+    p.set_defaults(func=cmd_train)
+    f = sub.add_parser("fixtures", help="list or train the committed fixture agents")
+    fsub = f.add_subparsers(dest="fixtures_cmd", required=True)
+    fsub.add_parser("list", help="the agents in fixtures/manifest.json").set_defaults(
+        func=cmd_fixtures)
+    ft = fsub.add_parser("train", help="train (or resume) an agent into fixtures/store")
+    _add_train_args(ft)
+    ft.set_defaults(func=cmd_fixtures)
+    sub.add_parser("report", help="re-render reports/<run-id>/index.html from results.json",
+                   add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["report"]:
+        return cmd_report(argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("pgclaims: interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130
+    except (ValueError, LookupError) as exc:
+        print(f"pgclaims {args.cmd}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,160 @@
+"""The committed fixture store: trained agents, content-addressed by their training config.
+
+Layout under ``fixtures/``::
+
+    manifest.json              one entry per complete agent (see :func:`manifest_entry`)
+    store/<key>/config.json    the TrainConfig
+    store/<key>/curve.json     per-iteration training metrics
+    store/<key>/ckpt_NNNN.safetensors
+
+``<key>`` is :meth:`pgclaims.agent.TrainConfig.key`, a hash of the config and
+:data:`pgclaims.agent.TRAINING_VERSION`. Changing training semantics means bumping that
+constant: every existing fixture then stops matching, and :func:`load` names the command that
+retrains it rather than measuring a stale agent.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from pgclaims import checkpoint
+from pgclaims.agent import TRAINING_VERSION, Agent, TrainConfig
+from pgclaims.train import ckpt_name, train, write_json
+
+ROOT = Path(__file__).resolve().parent.parent / "fixtures"
+"""The repository's fixture directory (override with the ``PGCLAIMS_FIXTURES`` variable)."""
+
+
+class FixtureError(LookupError):
+    """A fixture that is missing, stale or unreadable; the message says what to run."""
+
+
+def root() -> Path:
+    return Path(os.environ.get("PGCLAIMS_FIXTURES", ROOT))
+
+
+def train_command(env_id: str, algo: str, seed: int, iterations: int) -> str:
+    return (f"pgclaims fixtures train --env {env_id} --algo {algo} --seed {seed} "
+            f"--iterations {iterations}")
+
+
+def read_manifest(base: Path | None = None) -> dict[str, Any]:
+    path = (base or root()) / "manifest.json"
+    if not path.exists():
+        return {"schema": 1, "agents": []}
+    try:
+        manifest = json.loads(path.read_text())
+        manifest["agents"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise FixtureError(f"{path}: not a fixture manifest ({exc})") from exc
+    return manifest
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("pgclaims", "torch", "gymnasium", "mujoco", "numpy"):
+        try:
+            out[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def manifest_entry(agent: Agent, wall_time_s: float) -> dict[str, Any]:
+    cfg = agent.config
+    rets = [r["mean_return"] for r in agent.curve[-10:] if not math.isnan(r["mean_return"])]
+    return {
+        "key": cfg.key(),
+        "env_id": cfg.env_id,
+        "algo": cfg.algo,
+        "seed": cfg.seed,
+        "iterations": cfg.iterations,
+        "checkpoints": list(cfg.checkpoints),
+        "training_version": TRAINING_VERSION,
+        "final_mean_return": sum(rets) / len(rets) if rets else None,
+        "final_mean_return_note": "mean episode return over the last 10 training iterations",
+        "command": train_command(cfg.env_id, cfg.algo, cfg.seed, cfg.iterations),
+        "versions": versions(),
+        "platform": platform.platform(),
+        "wall_time_s": round(wall_time_s, 1),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def train_fixture(config: TrainConfig, base: Path | None = None, progress: bool = True) -> dict:
+    """Train (or resume) ``config`` into the store and record it in the manifest."""
+    base = base or root()
+    run_dir = base / "store" / config.key()
+    t0 = time.perf_counter()
+    agent = train(config, run_dir, progress=progress)
+    (run_dir / "latest.safetensors").unlink(missing_ok=True)  # only needed to resume
+    entry = manifest_entry(agent, time.perf_counter() - t0)
+    with FileLock(str(base / ".manifest.lock")):
+        manifest = read_manifest(base)
+        manifest["agents"] = [a for a in manifest["agents"] if a["key"] != entry["key"]]
+        manifest["agents"].append(entry)
+        manifest["agents"].sort(key=lambda a: (a["env_id"], a["algo"], a["seed"]))
+        write_json(base / "manifest.json", manifest)
+    return entry
+
+
+def find(env_id: str, algo: str, seed: int, iterations: int = 500,
+         base: Path | None = None) -> Path:
+    """The store directory of a complete fixture, or a :class:`FixtureError` saying what to run."""
+    base = base or root()
+    config = TrainConfig.create(env_id, algo, seed, iterations)
+    key = config.key()
+    agents = read_manifest(base)["agents"]
+    if any(a["key"] == key for a in agents):
+        return base / "store" / key
+    cmd = train_command(env_id, algo, seed, iterations)
+    same = [a for a in agents if (a["env_id"], a["algo"], a["seed"], a["iterations"])
+            == (env_id, algo, seed, iterations)]
+    if same:
+        raise FixtureError(
+            f"fixture {env_id} {algo} seed {seed} in {base / 'manifest.json'} was trained with "
+            f"training_version {same[0].get('training_version')} / another config (key "
+            f"{same[0]['key']}, expected {key}); retrain it: {cmd}")
+    raise FixtureError(f"no fixture {env_id} {algo} seed {seed} ({iterations} iterations) in "
+                       f"{base / 'manifest.json'}; train it: {cmd}")
+
+
+def load(env_id: str, algo: str, seed: int, iteration: int, iterations: int = 500,
+         base: Path | None = None) -> Agent:
+    """The committed agent ``env_id``/``algo``/``seed`` at ``iteration``."""
+    run_dir = find(env_id, algo, seed, iterations, base)
+    path = run_dir / ckpt_name(iteration)
+    if not path.exists():
+        have = sorted(p.name for p in run_dir.glob("ckpt_*.safetensors"))
+        raise FixtureError(f"{path}: no checkpoint at iteration {iteration}; have {have}")
+    return checkpoint.load(path)
+
+
+def curve(env_id: str, algo: str, seed: int, iterations: int = 500,
+          base: Path | None = None) -> list[dict[str, float]]:
+    return json.loads((find(env_id, algo, seed, iterations, base) / "curve.json").read_text())
+
+
+def describe(base: Path | None = None) -> str:
+    rows = read_manifest(base)["agents"]
+    if not rows:
+        return "no fixtures"
+    lines = [f"{'env':13} {'algo':5} {'seed':>4} {'iters':>5} {'final return':>12}  key"]
+    for a in rows:
+        ret = a["final_mean_return"]
+        ret_s = f"{ret:12.1f}" if ret is not None else f"{'n/a':>12}"
+        lines.append(f"{a['env_id']:13} {a['algo']:5} {a['seed']:>4} {a['iterations']:>5} "
+                     f"{ret_s}  {a['key']}")
+    return "\n".join(lines)
+
+
+__all__ = ["FixtureError", "curve", "describe", "find", "load", "train_fixture"]
