@@ -114,6 +114,8 @@ class Agent:
     """The batch the value net was last fit on (Train pairs of value.train_vs_heldout)."""
     last_targets: np.ndarray | None = None
     """GAE value targets V_old + A of ``last_batch``, in reward-scaled units."""
+    prev_value: dict[str, torch.Tensor] | None = None
+    """V_old: the value net's parameters before its last fit (the target net of eq. 4)."""
 
     @property
     def hyper(self) -> Hyper:
@@ -243,6 +245,7 @@ def iterate(agent: Agent, env: Any) -> dict[str, float]:
     else:
         info = trpo.policy_update(agent.policy, obs, actions, logp_old, adv_t, hp, agent.rng)
     value_loss = float("nan")
+    agent.prev_value = {k: v.detach().clone() for k, v in agent.value.state_dict().items()}
     if hp.baseline == "valuenet":
         value_loss = fit_value(
             agent.value, agent.value_opt, obs, torch.from_numpy(adv.targets).float(),

@@ -1,6 +1,6 @@
 """Checkpoints: one safetensors file holding everything needed to continue exactly.
 
-Tensors: policy and value parameters, Adam states, normalizer statistics, the torch RNG state
+Tensors: policy and value parameters (and the value net before its last fit), Adam states, normalizer statistics, the torch RNG state
 and the last training batch. Metadata (JSON in the safetensors header): format name and
 version, the training config, iteration, numpy RNG state, the training curve so far. Nothing is
 ever unpickled. Writes are atomic (temporary file in the same directory, then rename).
@@ -59,6 +59,8 @@ def save(agent: Agent, path: str | os.PathLike[str]) -> Path:
         tensors[f"policy/{name}"] = p.detach().clone()
     for name, p in agent.value.state_dict().items():
         tensors[f"value/{name}"] = p.detach().clone()
+    for name, p in (agent.prev_value or {}).items():
+        tensors[f"prev_value/{name}"] = p.clone()
     meta: dict[str, Any] = {}
     if agent.policy_opt is not None:
         t, meta["policy_opt_groups"] = _opt_tensors("policy_opt", agent.policy_opt)
@@ -139,6 +141,8 @@ def load(path: str | os.PathLike[str]) -> Agent:
             {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("policy/")})
         agent.value.load_state_dict(
             {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("value/")})
+        prev = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("prev_value/")}
+        agent.prev_value = prev or None
         if agent.policy_opt is not None:
             _load_opt("policy_opt", agent.policy_opt, tensors, meta["policy_opt_groups"])
         _load_opt("value_opt", agent.value_opt, tensors, meta["value_opt_groups"])
