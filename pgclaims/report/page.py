@@ -1,0 +1,326 @@
+"""Render a validated results.json into one self-contained ``index.html``.
+
+Everything the page shows comes from results.json (and the history file): statistics,
+intervals, p-values and verdicts are the claims suite's. The only numbers made here are
+counts and the Holm / Benjamini-Hochberg adjustments of the given p-values.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from pgclaims.stats import benjamini_hochberg, holm
+
+from .figures import paper_figures
+from .files import write_atomic
+from .forest import forest_svg, params_label
+from .history import previous_verdicts, result_key
+from .schema import VERDICTS
+from .style import CSS
+
+SYMBOLS = {"REPRODUCED": "✔", "REFUTED": "✘", "INCONCLUSIVE": "?", "ERROR": "⚠"}
+RULE_WORDS = {"<": "below", "<=": "at most", ">": "above", ">=": "at least"}
+ALPHA = 0.05  # family-wise / false-discovery level for the multiple-testing view
+SIG = ' class="sig"'
+
+Row = dict[str, Any]
+
+
+def _e(value: Any) -> str:
+    return escape(str(value), quote=True)
+
+
+def num(x: Any) -> str:
+    """A statistic for humans: 3 significant digits, thousands without exponent."""
+    if x is None:
+        return "n/a"
+    if isinstance(x, bool) or not isinstance(x, int | float):
+        return str(x)
+    if math.isnan(x):
+        return "nan"
+    if math.isinf(x):
+        return "∞" if x > 0 else "−∞"
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    if x == 0 or abs(x) >= 1e-3:
+        return f"{x:.3g}"
+    return f"{x:.2e}"
+
+
+def interval_text(interval: list[float] | None) -> str:
+    return "n/a" if interval is None else f"[{num(interval[0])}, {num(interval[1])}]"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "not recorded"
+    s = int(round(seconds))
+    h, m = divmod(s // 60, 60)
+    return f"{h} h {m} min" if h else f"{m} min {s % 60} s" if m else f"{seconds:.1f} s"
+
+
+def rule_text(row: Row) -> str:
+    if row["threshold"] is None:
+        return "no threshold recorded"
+    return (f"the claim holds when the statistic is {RULE_WORDS[row['direction']]} "
+            f"{num(row['threshold'])} ({row['direction']} {num(row['threshold'])})")
+
+
+def _claims(results: list[Row]) -> dict[str, dict[str, list[Row]]]:
+    """section -> claim_id -> rows, each level in order of first appearance."""
+    out: dict[str, dict[str, list[Row]]] = {}
+    section_of: dict[str, str] = {}
+    for row in results:
+        # A claim belongs to one section; the first row decides, so no claim is listed twice.
+        section = section_of.setdefault(row["claim_id"], row["section"])
+        out.setdefault(section, {}).setdefault(row["claim_id"], []).append(row)
+    return out
+
+
+def _column(row: Row) -> tuple[str, str]:
+    p = row["params"]
+    return str(p.get("env", "any env")), str(p["algo"]).upper() if "algo" in p else "any algo"
+
+
+def _other_params(row: Row) -> str:
+    """What tells apart several results in one (env, algo) cell, e.g. the checkpoint."""
+    return params_label({k: v for k, v in row["params"].items() if k not in ("env", "algo")})
+
+
+def _chip(row: Row, label: str = "") -> str:
+    v = row["verdict"]
+    tip = (f"{v}: {num(row['statistic'])} {interval_text(row['interval'])} "
+           f"({params_label(row['params'])}) — {row['reason']}")
+    small = f"<small>{_e(label)}</small>" if label else ""
+    return (f'<span class="chip v-{v}" data-verdict="{v}" title="{_e(tip)}">{small}'
+            f"{SYMBOLS[v]} {_e(num(row['statistic']))}</span>")
+
+
+def _verdict_table(grouped: dict[str, dict[str, list[Row]]], results: list[Row]) -> str:
+    columns = list(dict.fromkeys(_column(r) for r in results))
+    head = "".join(f'<th scope="col">{_e(env)}<br>{_e(algo)}</th>'
+                   for env, algo in columns)
+    body = []
+    for section, claims in grouped.items():
+        body.append(f'<tr class="section-row"><th colspan="{len(columns) + 2}">'
+                    f"{_e(section)}</th></tr>")
+        for claim_id, rows in claims.items():
+            cells = []
+            for col in columns:
+                mine = [r for r in rows if _column(r) == col]
+                kinds = {r["verdict"] for r in mine}
+                verdict = kinds.pop() if len(kinds) == 1 else "MIXED" if kinds else "NONE"
+                chips = "".join(_chip(r, _other_params(r) if len(mine) > 1 else "")
+                                for r in mine) or "·"
+                cells.append(f'<td class="cell v-{verdict}" data-verdict="{verdict}">{chips}</td>')
+            body.append(f'<tr data-claim-id="{_e(claim_id)}"><th scope="row">'
+                        f'<a href="#claim-{_e(claim_id)}"><code>{_e(claim_id)}</code></a></th>'
+                        f'<th class="note paper">{_e(rows[0]["paper"])}</th>{"".join(cells)}</tr>')
+    legend = " ".join(f'<span class="chip v-{v}">{SYMBOLS[v]} {v}</span>' for v in VERDICTS)
+    return (f'<div class="scroll"><table class="grid" id="verdict-table"><thead><tr>'
+            f'<th scope="col">claim</th><th scope="col">paper</th>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>'
+            f'<p class="note legend">Each cell shows the statistic of every parametrisation '
+            f"of that (environment, algorithm); hover for interval and reason. {legend} "
+            f'<span class="chip v-NONE">· not run for this combination</span></p>')
+
+
+def _changes(results: dict[str, Any], previous: dict[tuple[str, str], Row]) -> str:
+    scale = results["scale"]["name"]
+    if not previous:
+        return (f'<p class="note">No earlier run of scale <code>{_e(scale)}</code> in the '
+                "history.</p>")
+    flips = []
+    for row in results["results"]:
+        prev = previous.get(result_key(row["claim_id"], row["params"]))
+        if prev is not None and prev.get("verdict") != row["verdict"]:
+            flips.append(
+                f'<tr class="changed" data-claim-id="{_e(row["claim_id"])}">'
+                f'<th scope="row"><a href="#claim-{_e(row["claim_id"])}"><code>'
+                f'{_e(row["claim_id"])}</code></a></th><td>{_e(params_label(row["params"]))}</td>'
+                f'<td class="v-{_e(prev.get("verdict"))}">{_e(prev.get("verdict"))}</td>'
+                f'<td class="mono">{_e(prev.get("run_id"))}</td>'
+                f'<td class="v-{row["verdict"]}">{row["verdict"]}</td></tr>')
+    if not flips:
+        return (f'<p class="note">No verdict changed since the previous run of scale '
+                f"<code>{_e(scale)}</code>.</p>")
+    return (f'<p>{len(flips)} verdict(s) changed since the previous run of scale '
+            f'<code>{_e(scale)}</code>:</p><table class="grid" id="changes-table"><thead><tr>'
+            "<th>claim</th><th>parameters</th><th>previous verdict</th><th>previous run</th>"
+            f"<th>now</th></tr></thead><tbody>{''.join(flips)}</tbody></table>")
+
+
+def _claim_article(claim_id: str, rows: list[Row], uid: str,
+                   previous: dict[tuple[str, str], Row]) -> str:
+    first = rows[0]
+    counts = Counter(r["verdict"] for r in rows)
+    summary = " ".join(f'<span class="chip v-{v}">{SYMBOLS[v]} {counts[v]} {v}</span>'
+                       for v in VERDICTS if counts[v])
+    trs = []
+    for r in rows:
+        prev = previous.get(result_key(r["claim_id"], r["params"]))
+        was = ""
+        if prev is not None and prev.get("verdict") != r["verdict"]:
+            was = (f'<span class="changed">was {_e(prev.get("verdict"))}</span> '
+                   f'<span class="mono">({_e(prev.get("run_id"))})</span>')
+        reps = f"{num(r.get('n_agents'))} × {num(r.get('n_repeats'))}"
+        trs.append(
+            f'<tr><td>{_e(params_label(r["params"]))}</td><td>{_e(num(r["statistic"]))}</td>'
+            f'<td>{_e(interval_text(r["interval"]))}</td><td>{_e(num(r["p_value"]))}</td>'
+            f'<td class="v-{r["verdict"]}" data-verdict="{r["verdict"]}">{r["verdict"]}</td>'
+            f'<td>{_e(r["reason"])}</td><td>{reps}</td>'
+            f'<td>{_e(duration(r.get("duration_s")))}</td><td>{was}</td></tr>')
+    return (
+        f'<article class="claim" id="claim-{_e(claim_id)}"><h4>{_e(claim_id)}</h4>'
+        f'<p class="sentence">{_e(first["sentence"])}</p>'
+        f'<table class="kv"><tr><th>paper</th><td>{_e(first["paper"])}</td></tr>'
+        f'<tr><th>statistic</th><td>{_e(first["statistic_name"])}</td></tr>'
+        f"<tr><th>verdict rule</th><td>{_e(rule_text(first))}</td></tr>"
+        f"<tr><th>verdicts</th><td>{summary}</td></tr></table>"
+        f"{forest_svg(rows, uid=uid)}"
+        f'<div class="scroll"><table class="grid"><thead><tr><th>parameters</th>'
+        "<th>statistic</th><th>95% interval</th><th>p (one-sided)</th><th>verdict</th>"
+        "<th>reason</th><th>agents × repeats</th><th>duration</th><th>change</th></tr></thead>"
+        f"<tbody>{''.join(trs)}</tbody></table></div></article>")
+
+
+def _multiple_testing(results: list[Row]) -> str:
+    family = [r for r in results if r["p_value"] is not None and not math.isnan(r["p_value"])]
+    left_out = len(results) - len(family)
+    if not family:
+        return '<p class="note">No result carries a p-value, so there is no family to adjust.</p>'
+    p = [r["p_value"] for r in family]
+    rows = []
+    for r, raw, h, bh in zip(family, p, holm(p), benjamini_hochberg(p), strict=True):
+        rows.append(
+            f'<tr><th scope="row"><code>{_e(r["claim_id"])}</code></th>'
+            f'<td>{_e(params_label(r["params"]))}</td><td>{_e(num(raw))}</td>'
+            f"<td{SIG if h < ALPHA else ''}>{_e(num(h))}</td>"
+            f"<td{SIG if bh < ALPHA else ''}>{_e(num(bh))}</td>"
+            f'<td class="v-{r["verdict"]}">{r["verdict"]}</td></tr>')
+    return (
+        f"<p>The family is every result of this run that carries a one-sided p-value "
+        f"(m = {len(family)}; {left_out} without a p-value are left out). Holm controls the "
+        f"family-wise error rate, Benjamini-Hochberg the false discovery rate; values below "
+        f"{ALPHA} are in bold. Verdicts themselves come from the 95% intervals and are not "
+        f'changed by these adjustments.</p><div class="scroll"><table class="grid" '
+        f'id="multiple-testing-table"><thead><tr><th>claim</th><th>parameters</th>'
+        "<th>p (one-sided)</th><th>Holm</th><th>Benjamini-Hochberg</th><th>verdict</th></tr>"
+        f"</thead><tbody>{''.join(rows)}</tbody></table></div>")
+
+
+def _figures(figures: dict[str, Any]) -> str:
+    parts = []
+    for fig in paper_figures(figures):
+        parts.append(f'<section id="{fig.anchor}"><h3>{_e(fig.title)}</h3>'
+                     f'<p class="sub">{_e(fig.description)}</p>')
+        if not fig.drawings:
+            parts.append('<p class="missing">Not measured at this scale.</p>')
+        for d in fig.drawings:
+            body = d.svg if d.svg is not None else f'<p class="missing">{_e(d.error)}</p>'
+            parts.append(f"<figure>{body}<figcaption>{_e(d.caption)}</figcaption></figure>")
+        parts.append("</section>")
+    return "".join(parts)
+
+
+def substitution_sentence(provenance: dict[str, Any]) -> str:
+    """The environment substitution, stated in every report (CLAIMS.md, Environments)."""
+    subs = provenance.get("env_substitution") or {}
+    if not subs:
+        return ("Environment substitution: none recorded in this run's provenance "
+                "(provenance.env_substitution is empty).")
+    pairs = ", ".join(f"{paper} → {ours}" for paper, ours in subs.items())
+    return ("Environment substitution: the paper used the mujoco-py v2 environments; this run "
+            f"uses gymnasium v5 environments on the mujoco bindings instead ({pairs}).")
+
+
+def _provenance(results: dict[str, Any]) -> str:
+    prov, scale = results["provenance"], results["scale"]
+    boot = prov.get("bootstrap") or {}
+    commit = prov.get("git_commit") or "not recorded"
+    dirty = {True: " (dirty: uncommitted changes)", False: " (clean)"}.get(prov.get("git_dirty"),
+                                                                            "")
+    items = [
+        ("run id", results["run_id"]), ("created", results["created"]),
+        ("scale", scale["name"]), ("seeds", ", ".join(map(str, scale.get("seeds", []))) or "n/a"),
+        ("git commit", f"{commit}{dirty}"), ("python", prov.get("python") or "not recorded"),
+        ("platform", prov.get("platform") or "not recorded"),
+        ("bootstrap", ", ".join(f"{k} = {v}" for k, v in boot.items()) or "not recorded"),
+        ("wall time", duration(prov.get("wall_time_s"))),
+    ]
+    kv = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in items)
+    pkgs = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>"
+                   for k, v in sorted((prov.get("packages") or {}).items()))
+    return (f'<p id="env-substitution">{_e(substitution_sentence(prov))}</p>'
+            f'<table class="kv">{kv}</table><h3>Package versions</h3>'
+            f'<table class="kv mono">{pkgs or "<tr><td>not recorded</td></tr>"}</table>')
+
+
+def _header(results: dict[str, Any]) -> str:
+    counts = Counter(r["verdict"] for r in results["results"])
+    badges = "".join(f'<div class="count v-{v}" id="count-{v}"><b>{counts[v]}</b>{v}</div>'
+                     for v in VERDICTS)
+    profile = "".join(f"<div><b>{_e(k)}</b> <code>{_e(json.dumps(v))}</code></div>"
+                      for k, v in results["scale"].items())
+    return (
+        "<header><h1>A Closer Look at Deep Policy Gradients — claims report</h1>"
+        f'<p class="sub">Run <code>{_e(results["run_id"])}</code> · scale '
+        f'<b>{_e(results["scale"]["name"])}</b> · created {_e(results["created"])} · wall time '
+        f'{_e(duration(results["provenance"].get("wall_time_s")))} · '
+        f'{len(results["results"])} tests</p><div class="counts">{badges}</div>'
+        f'<p class="note">{_e(substitution_sentence(results["provenance"]))}</p>'
+        f'<details open><summary>Scale profile <code>{_e(results["scale"]["name"])}</code>'
+        f'</summary><div class="profile">{profile}</div></details></header>')
+
+
+NAV = ("<nav><a href='#summary'>summary</a><a href='#changes'>changes</a>"
+       "<a href='#claims'>claims</a><a href='#multiple-testing'>multiple testing</a>"
+       "<a href='#figures'>paper figures</a><a href='#provenance'>provenance</a></nav>")
+
+
+def build_page(results: dict[str, Any], history: list[Row] | None = None) -> str:
+    """The whole HTML document as a string (no file is written)."""
+    rows = results["results"]
+    grouped = _claims(rows)
+    previous = previous_verdicts(history or [], results)
+    articles, k = [], 0
+    for section, claims in grouped.items():
+        articles.append(f"<h3>{_e(section)}</h3>")
+        for claim_id, claim_rows in claims.items():
+            articles.append(_claim_article(claim_id, claim_rows, f"forest{k}", previous))
+            k += 1
+    body = (
+        f"{_header(results)}{NAV}"
+        f'<section id="summary"><h2>All claims</h2>'
+        f"{_verdict_table(grouped, rows) if rows else '<p>No claim results in this run.</p>'}"
+        f'</section><section id="changes"><h2>Changed since the previous run</h2>'
+        f"{_changes(results, previous)}</section>"
+        f'<section id="claims"><h2>Claims</h2>{"".join(articles)}</section>'
+        f'<section id="multiple-testing"><h2>Multiple testing</h2>{_multiple_testing(rows)}'
+        f'</section><section id="figures"><h2>Paper figures, redrawn</h2>'
+        f'{_figures(results.get("figures") or {})}</section>'
+        f'<section id="provenance"><h2>Provenance</h2>{_provenance(results)}</section>')
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<title>pgclaims · {_e(results["run_id"])}</title><style>{CSS}</style></head>'
+        f"<body>{body}</body></html>\n")
+
+
+def render(results: dict[str, Any], out: Path, *, history: list[Row] | None = None) -> Path:
+    """Write the report of ``results`` to ``out`` (a file, or a directory to hold index.html).
+
+    ``history`` are rows from :func:`read_history`, used for "changed since the previous run".
+    The file is replaced atomically, so a failure leaves any previous report as it was.
+    Returns the path written.
+    """
+    out = Path(out)
+    if out.is_dir():
+        out = out / "index.html"
+    write_atomic(out, build_page(results, history))
+    return out

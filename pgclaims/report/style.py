@@ -1,0 +1,61 @@
+"""The report's inline stylesheet: local font stacks only, nothing fetched, prints in colour."""
+
+CSS = """
+:root { --ok:#d7f0dc; --ok-ink:#0f5323; --bad:#fbd5d5; --bad-ink:#8e1b1b;
+  --amb:#ffe8b8; --amb-ink:#6e4500; --err:#e2e2e2; --err-ink:#333; --line:#d9d9d9; }
+* { box-sizing: border-box; }
+html { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", "DejaVu Sans", "Liberation Sans",
+  Arial, sans-serif; color: #1d1d1d; margin: 0 auto; max-width: 1280px; padding: 0 20px 60px; }
+h1 { font-size: 22px; margin: 18px 0 4px; }
+h2 { font-size: 18px; margin: 34px 0 8px; padding-bottom: 4px; border-bottom: 2px solid #333; }
+h3 { font-size: 16px; margin: 24px 0 6px; }
+h4 { font-size: 14px; margin: 0 0 4px; font-family: ui-monospace, "DejaVu Sans Mono",
+  monospace; }
+code, .mono { font-family: ui-monospace, "DejaVu Sans Mono", "Liberation Mono", monospace;
+  font-size: 12.5px; }
+.sub { color: #555; margin: 0 0 10px; }
+.note { color: #555; font-size: 13px; }
+nav { margin: 8px 0 4px; font-size: 13px; }
+nav a { margin-right: 14px; }
+a { color: #0b57a4; }
+.counts { display: flex; gap: 10px; flex-wrap: wrap; margin: 10px 0; }
+.count { padding: 6px 12px; border-radius: 6px; font-weight: 600; }
+.count b { font-size: 18px; margin-right: 6px; }
+.kv { border-collapse: collapse; font-size: 13px; }
+.kv th { text-align: left; padding: 2px 14px 2px 0; color: #444; font-weight: 600;
+  vertical-align: top; }
+.kv td { padding: 2px 0; }
+.scroll { overflow-x: auto; }
+table.grid { border-collapse: collapse; font-size: 13px; margin: 6px 0; }
+table.grid th, table.grid td { border: 1px solid var(--line); padding: 4px 7px;
+  vertical-align: top; }
+table.grid thead th { background: #f2f2f2; text-align: center; }
+table.grid th[scope=row], table.grid th.paper { text-align: left; font-weight: normal; }
+table.grid th[scope=row] { white-space: nowrap; }
+tr.section-row th { background: #333; color: #fff; text-align: left; }
+td.cell { text-align: center; min-width: 92px; }
+.chip { display: inline-block; padding: 1px 6px; margin: 1px; border-radius: 4px;
+  white-space: nowrap; }
+.chip small { opacity: 0.8; margin-right: 4px; }
+.v-REPRODUCED { background: var(--ok); color: var(--ok-ink); }
+.v-REFUTED { background: var(--bad); color: var(--bad-ink); }
+.v-INCONCLUSIVE { background: var(--amb); color: var(--amb-ink); }
+.v-ERROR { background: var(--err); color: var(--err-ink); }
+.v-NONE { background: #fafafa; color: #b0b0b0; }
+.v-MIXED { background: #fff; }
+.claim { border: 1px solid var(--line); border-radius: 8px; padding: 12px 14px; margin: 12px 0; }
+.claim p.sentence { font-size: 15px; margin: 4px 0 8px; }
+svg.plot { max-width: 100%; height: auto; display: block; margin: 6px 0; }
+figure { margin: 10px 0 18px; }
+figcaption { font-size: 12.5px; color: #444; max-width: 900px; }
+.missing { color: #7a4b00; background: #fff6e0; padding: 6px 10px; border-radius: 6px;
+  display: inline-block; }
+.changed { font-weight: 600; }
+.sig { font-weight: 700; }
+.profile { display: grid; grid-template-columns: repeat(auto-fill, minmax(290px, 1fr));
+  gap: 2px 18px; font-size: 13px; margin: 4px 0 0 16px; }
+.profile b { color: #444; }
+summary { cursor: pointer; font-size: 13px; }
+.legend span { margin-right: 8px; }
+"""
