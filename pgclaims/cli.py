@@ -16,7 +16,14 @@ def _ints(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from exc
 
 
-def _add_train_args(p: argparse.ArgumentParser) -> None:
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line (``pgclaims train: error: ...``), exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _add_train_args(p: argparse.ArgumentParser, table1_only: bool = False) -> None:
     p.add_argument("--env", required=True, help="gymnasium id, e.g. Hopper-v5, Walker2d-v5, "
                    "Humanoid-v5 (any Box-action env works with --policy-lr/--value-lr/--max-kl)")
     p.add_argument("--algo", required=True, choices=ALGOS)
@@ -26,6 +33,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoints", type=_ints, default=None,
                    help="iterations to checkpoint at, e.g. 0,150,300,450 (default: 0, 0.3T, "
                    "0.6T, 0.9T and the final iteration T)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    if table1_only:  # fixtures are keyed by their config: only Table 1 agents are stored
+        return
     p.add_argument("--steps", type=int, default=None,
                    help="state-action pairs per iteration (Table 1: 2048)")
     p.add_argument("--policy-lr", type=float, default=None, help="PPO Adam LR (Table 1 per env)")
@@ -33,13 +43,15 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-kl", type=float, default=None, help="TRPO KL bound (Table 1 per env)")
     p.add_argument("--baseline", choices=("valuenet", "zero"), default=None,
                    help="advantage baseline (default valuenet; zero = returns, for ablations)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _config(args: argparse.Namespace) -> TrainConfig:
     overrides = {k: v for k, v in {
-        "steps_per_iteration": args.steps, "policy_lr": args.policy_lr,
-        "value_lr": args.value_lr, "max_kl": args.max_kl, "baseline": args.baseline,
+        "steps_per_iteration": getattr(args, "steps", None),
+        "policy_lr": getattr(args, "policy_lr", None),
+        "value_lr": getattr(args, "value_lr", None),
+        "max_kl": getattr(args, "max_kl", None),
+        "baseline": getattr(args, "baseline", None),
     }.items() if v is not None}
     return TrainConfig.create(args.env, args.algo, args.seed, args.iterations,
                               args.checkpoints, **overrides)
@@ -75,11 +87,11 @@ def cmd_report(argv: Sequence[str]) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="pgclaims",
         description="Check the claims of 'A Closer Look at Deep Policy Gradients' on your agents.",
     )
-    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub = parser.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
     p = sub.add_parser("train", help="train a PPO or TRPO agent with checkpoints",
                        description="Train with Table 1 hyperparameters. Re-running the same "
                        "command resumes from the run directory's latest checkpoint.")
@@ -87,11 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="run directory (default runs/<env>-<algo>-s<seed>-<key>)")
     p.set_defaults(func=cmd_train)
     f = sub.add_parser("fixtures", help="list or train the committed fixture agents")
-    fsub = f.add_subparsers(dest="fixtures_cmd", required=True)
+    fsub = f.add_subparsers(dest="fixtures_cmd", required=True, parser_class=_Parser)
     fsub.add_parser("list", help="the agents in fixtures/manifest.json").set_defaults(
         func=cmd_fixtures)
-    ft = fsub.add_parser("train", help="train (or resume) an agent into fixtures/store")
-    _add_train_args(ft)
+    ft = fsub.add_parser("train", help="train (or resume) a Table 1 agent into fixtures/store")
+    _add_train_args(ft, table1_only=True)
     ft.set_defaults(func=cmd_fixtures)
     sub.add_parser("report", help="re-render reports/<run-id>/index.html from results.json",
                    add_help=False)

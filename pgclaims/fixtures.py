@@ -93,6 +93,12 @@ def manifest_entry(agent: Agent, wall_time_s: float) -> dict[str, Any]:
 def train_fixture(config: TrainConfig, base: Path | None = None, progress: bool = True) -> dict:
     """Train (or resume) ``config`` into the store and record it in the manifest."""
     base = base or root()
+    table1 = TrainConfig.create(config.env_id, config.algo, config.seed, config.iterations)
+    if config != table1:
+        raise ValueError(
+            "the fixture store holds Table 1 agents only (its lookup rebuilds the config from "
+            "env, algo, seed and iterations); train variants with `pgclaims train --out DIR`"
+        )
     run_dir = base / "store" / config.key()
     t0 = time.perf_counter()
     agent = train(config, run_dir, progress=progress)

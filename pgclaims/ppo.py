@@ -62,6 +62,15 @@ class PPOConfig:
     adam_eps: float = 1e-5
     """Adam epsilon (authors' code)."""
 
+    def __post_init__(self) -> None:
+        if self.steps_per_iteration < self.minibatches:
+            raise ValueError(
+                f"steps_per_iteration ({self.steps_per_iteration}) must be at least minibatches "
+                f"({self.minibatches}): each minibatch needs at least one state-action pair"
+            )
+        if self.baseline not in ("valuenet", "zero"):
+            raise ValueError(f"baseline must be 'valuenet' or 'zero', got {self.baseline!r}")
+
     @classmethod
     def for_env(cls, env_id: str, **overrides: object) -> PPOConfig:
         row = TABLE1_PPO.get(env_id)

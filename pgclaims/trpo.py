@@ -63,6 +63,15 @@ class TRPOConfig:
     adam_eps: float = 1e-5
     """Adam epsilon for the value net (authors' code)."""
 
+    def __post_init__(self) -> None:
+        if self.steps_per_iteration < self.minibatches:
+            raise ValueError(
+                f"steps_per_iteration ({self.steps_per_iteration}) must be at least minibatches "
+                f"({self.minibatches}): each minibatch needs at least one state-action pair"
+            )
+        if self.baseline not in ("valuenet", "zero"):
+            raise ValueError(f"baseline must be 'valuenet' or 'zero', got {self.baseline!r}")
+
     @classmethod
     def for_env(cls, env_id: str, **overrides: object) -> TRPOConfig:
         row = TABLE1_TRPO.get(env_id)
@@ -82,6 +91,8 @@ def conjugate_gradient(
     r = b.clone()
     p = b.clone()
     rr = r @ r
+    if rr < tol:  # b = 0 (e.g. constant advantages): the solution is 0, not 0/0
+        return x
     for _ in range(iters):
         ap = avp(p)
         alpha = rr / (p @ ap)
