@@ -1,0 +1,112 @@
+"""On-disk cache of measurement results, content-addressed and safe under pytest-xdist.
+
+Key: the checkpoint's identity (training-config key, iteration, a hash of its parameters), the
+measurement kind and arguments, the seed and :data:`MEASURE_VERSION`. A file lock per key means
+two workers never compute the same thing twice: the second waits and reads. Results are written
+atomically (temporary file, then rename), so an interrupted computation leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+from filelock import FileLock
+
+from pgclaims.agent import Agent
+from pgclaims.networks import flat_params
+
+MEASURE_VERSION = 1
+"""Bump when a change alters what a measurement returns for the same inputs."""
+
+T = TypeVar("T")
+
+
+def cache_dir() -> Path:
+    default = Path(__file__).resolve().parents[2] / ".cache" / "pgclaims" / "measure"
+    return Path(os.environ.get("PGCLAIMS_CACHE", default.parent)) / "measure" if os.environ.get(
+        "PGCLAIMS_CACHE") else default
+
+
+def agent_id(agent: Agent) -> str:
+    h = hashlib.sha256()
+    h.update(agent.config.key().encode())
+    h.update(str(agent.iteration).encode())
+    h.update(flat_params(agent.policy).numpy().tobytes())
+    h.update(flat_params(agent.value).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _encode(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return {"__nd__": obj.tolist(), "dtype": str(obj.dtype)}
+    if isinstance(obj, dict):
+        return {str(k): _encode(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_encode(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def _decode(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        if "__nd__" in obj:
+            return np.asarray(obj["__nd__"], dtype=obj["dtype"])
+        return {k: _decode(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_decode(v) for v in obj]
+    return obj
+
+
+def to_json(result: Any) -> dict[str, Any]:
+    return {f.name: _encode(getattr(result, f.name)) for f in dataclasses.fields(result)}
+
+
+def cached(kind: str, agent: Agent, args: dict[str, Any], seed: int, cls: type[T],
+           compute: Callable[[], T]) -> T:
+    """``compute()`` once per (checkpoint, kind, args, seed); later calls read the file."""
+    index = {"kind": kind, "agent_id": agent_id(agent), "env": agent.config.env_id,
+             "algo": agent.config.algo, "seed": agent.config.seed,
+             "iteration": agent.iteration, "args": args, "measure_seed": seed,
+             "measure_version": MEASURE_VERSION}
+    key = hashlib.sha256(json.dumps(index, sort_keys=True).encode()).hexdigest()[:20]
+    folder = cache_dir() / kind
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{key}.json"
+    with FileLock(str(path) + ".lock"):
+        if path.exists():
+            try:
+                record = json.loads(path.read_text())
+                return cls(**_decode(record["result"]))
+            except (json.JSONDecodeError, KeyError, TypeError):
+                path.unlink()  # a foreign or damaged entry is recomputed, never trusted
+        result = compute()
+        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump({"index": index, "result": to_json(result)}, f)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return result
+
+
+def records(kind: str) -> list[dict[str, Any]]:
+    """Every cached record of ``kind`` (index and decoded result), for redrawing figures."""
+    out = []
+    for path in sorted((cache_dir() / kind).glob("*.json")):
+        try:
+            rec = json.loads(path.read_text())
+            out.append({"index": rec["index"], "result": _decode(rec["result"])})
+        except (json.JSONDecodeError, KeyError, OSError):
+            continue
+    return out

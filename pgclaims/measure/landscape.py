@@ -1,0 +1,162 @@
+"""Steps and optimization landscapes (A.4; Figures 5, 6, 7, 13-20).
+
+A step is the parameter change the algorithm itself makes from a batch: PPO's change after its
+epochs of minibatch Adam from the checkpoint's optimizer state; TRPO's natural step after the
+line search. The surrogate is the algorithm's own objective on that batch (PPO: clipped;
+TRPO: eq. 14). The landscape is theta0 + a * step + b * d on a grid, d a seeded Gaussian
+direction of unit L2 norm.
+
+Reward estimates on a landscape grid use independent seeds per point: their jaggedness at low N
+is what Figure 5 measures. Before/after comparisons of a single step (does the reward fall?)
+use common random numbers (the same seeds at theta0 and theta0 + step), so the comparison is
+not dominated by sampling noise.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from pgclaims import ppo, trpo
+from pgclaims.agent import Agent, advantages
+from pgclaims.measure.gradients import loo_pairwise
+from pgclaims.measure.sampler import CHUNK, FrozenSampler, mean_episode_return, perturbed, rng_for
+from pgclaims.networks import flat_params, set_flat_params
+from pgclaims.rollout import Batch
+
+
+@dataclass
+class Step:
+    theta0: torch.Tensor
+    delta: torch.Tensor
+    batch: Batch
+    obs: torch.Tensor
+    actions: torch.Tensor
+    logp_old: torch.Tensor
+    adv: torch.Tensor
+
+    def objective(self, agent: Agent, theta: torch.Tensor) -> float:
+        """The algorithm's own surrogate at ``theta`` on this step's batch."""
+        policy = copy.deepcopy(agent.policy)
+        set_flat_params(policy, theta.float())
+        with torch.no_grad():
+            logp = policy.log_prob(self.obs, self.actions)
+            if isinstance(agent.hyper, ppo.PPOConfig):
+                return float(ppo.clipped_surrogate(logp, self.logp_old, self.adv,
+                                                   agent.hyper.clip_eps))
+            return float((torch.exp(logp - self.logp_old) * self.adv).mean())
+
+
+def algorithm_step(agent: Agent, batch: Batch, rng: np.random.Generator) -> Step:
+    """The update the algorithm makes from ``batch``, applied to a copy of the checkpoint."""
+    hp = agent.hyper
+    policy = copy.deepcopy(agent.policy)
+    adv = torch.from_numpy(advantages(agent.value, batch, hp.gamma, hp.gae_lambda,
+                                      hp.baseline).normalized).float()
+    obs, act = torch.from_numpy(batch.obs), torch.from_numpy(batch.actions)
+    with torch.no_grad():
+        logp_old = policy.log_prob(obs, act)
+    if isinstance(hp, ppo.PPOConfig):
+        assert agent.policy_opt is not None
+        opt = torch.optim.Adam(policy.parameters(), lr=hp.policy_lr, eps=hp.adam_eps, fused=True)
+        opt.load_state_dict(agent.policy_opt.state_dict())
+        ppo.policy_update(policy, opt, obs, act, logp_old, adv, hp, rng)
+    else:
+        trpo.policy_update(policy, obs, act, logp_old, adv, hp, rng)
+    theta0 = flat_params(agent.policy).double()
+    return Step(theta0, flat_params(policy).double() - theta0, batch, obs, act, logp_old, adv)
+
+
+@dataclass
+class StepStudy:
+    """Independent 2K steps at one checkpoint, and one high-sample step."""
+
+    pairwise: np.ndarray
+    """(repeats,): step i's mean cosine with the other steps (A.4)."""
+    surrogate_gain: np.ndarray
+    """(repeats,): surrogate(a=1) - surrogate(a=0) on the step's own batch."""
+    reward_change: np.ndarray
+    """(repeats,): true reward at theta0 + step minus at theta0 (common random numbers)."""
+    high_reward_change: np.ndarray
+    """(1,): the same for the step from ``high_n`` pairs."""
+    step_norms: np.ndarray
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def _reward(sampler: FrozenSampler, agent: Agent, theta: torch.Tensor, n: int,
+            rng_path: tuple[int, ...], seed: int) -> float:
+    return mean_episode_return(sampler.batch(n, rng_for(seed, *rng_path),
+                                             perturbed(agent.policy, theta)))
+
+
+def step_study(agent: Agent, repeats: int, eval_n: int, high_n: int, seed: int) -> StepStudy:
+    torch.set_num_threads(1)
+    sampler = FrozenSampler(agent)
+    steps = [algorithm_step(agent, sampler.batch(CHUNK, rng_for(seed, 40, r)), rng_for(seed, 41, r))
+             for r in range(repeats)]
+    theta0 = steps[0].theta0
+    base = _reward(sampler, agent, theta0, eval_n, (42,), seed)
+    gains, changes = [], []
+    for s in steps:
+        gains.append(s.objective(agent, theta0 + s.delta) - s.objective(agent, theta0))
+        changes.append(_reward(sampler, agent, theta0 + s.delta, eval_n, (42,), seed) - base)
+    high_change = np.array([np.nan])
+    if high_n:
+        hi = algorithm_step(agent, sampler.batch(high_n, rng_for(seed, 43)), rng_for(seed, 44))
+        high_change[0] = _reward(sampler, agent, theta0 + hi.delta, eval_n, (42,), seed) - base
+    sampler.close()
+    deltas = np.stack([s.delta.numpy() for s in steps])
+    return StepStudy(
+        pairwise=loo_pairwise(deltas),
+        surrogate_gain=np.asarray(gains),
+        reward_change=np.asarray(changes),
+        high_reward_change=high_change,
+        step_norms=np.linalg.norm(deltas, axis=1),
+        meta={"eval_pairs": eval_n, "high_sample_pairs": high_n, "base_reward": base,
+              "reward_comparison": "common random numbers at theta0 and theta0 + step"},
+    )
+
+
+@dataclass
+class Landscape:
+    a: np.ndarray
+    b: np.ndarray
+    reward: dict[str, np.ndarray]
+    """str(N) -> (len(a), len(b)) mean episode return from N pairs per point."""
+    reward_ref: np.ndarray
+    """An independent high-sample grid: the reference and the "true reward"."""
+    surrogate: np.ndarray
+    step_norm_ratio: float
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def landscape(agent: Agent, steps: tuple[float, ...], ns: tuple[int, ...], ref_n: int,
+              seed: int, progress: Any = None) -> Landscape:
+    torch.set_num_threads(1)
+    sampler = FrozenSampler(agent)
+    step = algorithm_step(agent, sampler.batch(CHUNK, rng_for(seed, 50)), rng_for(seed, 51))
+    d = rng_for(seed, 52).standard_normal(len(step.theta0))
+    d = torch.from_numpy(d / np.linalg.norm(d))
+    a = np.asarray(steps, float)
+    grid = {n: np.zeros((len(a), len(a))) for n in (*ns, ref_n)}
+    surr = np.zeros((len(a), len(a)))
+    for i, ai in enumerate(a):
+        for j, bj in enumerate(a):
+            theta = step.theta0 + ai * step.delta + bj * d
+            surr[i, j] = step.objective(agent, theta)
+            for k, n in enumerate(grid):
+                grid[n][i, j] = _reward(sampler, agent, theta, n, (53, k, i, j), seed)
+        if progress:
+            progress(f"landscape row {i + 1}/{len(a)} ({sampler.pairs} pairs)")
+    sampler.close()
+    ref = grid.pop(ref_n) if ref_n not in ns else grid[ref_n]
+    return Landscape(a=a, b=a.copy(), reward={str(n): g for n, g in grid.items()},
+                     reward_ref=ref, surrogate=surr,
+                     step_norm_ratio=float(step.delta.norm() / d.norm()),
+                     meta={"grid_pairs_per_point": list(ns), "reference_pairs": ref_n,
+                           "pairs_sampled": sampler.pairs,
+                           "direction": "Gaussian, unit L2 norm, seeded"})

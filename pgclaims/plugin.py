@@ -1,0 +1,255 @@
+"""The pytest plugin of the claims suite (loaded by the repository's root ``conftest.py``).
+
+A claims test names its claim and takes exactly the parameters of the claim's ``over``::
+
+    @pytest.mark.claim("grad.true_cos_low_at_2k")          # over = ("env", "algo")
+    def test_true_cos_low_at_2k(env, algo, scale, agents, verdict):
+        units = [cosines_at_2k(agents, env, algo, seed, scale.late) for seed in scale.seeds]
+        verdict.check(units, mean_of_agent_means)
+
+The plugin parametrizes ``env``/``algo``/``checkpoint``/``n`` from the active scale
+(``--scale``; ids like ``[Hopper-v5-ppo-it450]``), turns the claim's verdict into the test
+outcome (REPRODUCED passes, REFUTED fails, INCONCLUSIVE is its own outcome "I"), gives a claim
+whose needs the scale lacks one INCONCLUSIVE test saying so, and at the end of the run writes
+``reports/<run-id>/results.json``, the HTML report, the history lines and ``reports/latest``.
+Without claims tests in the session it does nothing.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pgclaims import claims as claims_mod
+from pgclaims import progress as progress_mod
+from pgclaims.claims import Claim
+from pgclaims.plugin_agents import AgentStore, cache_root
+from pgclaims.plugin_session import RunSession, claim_of
+from pgclaims.plugin_verdict import Inconclusive, VerdictRecorder
+from pgclaims.results import Collector, check_run_id, item_params, new_run_id
+from pgclaims.scales import SCALES, Scale, UnknownScaleError, get_scale
+
+__all__ = ["Inconclusive", "RunState", "VerdictRecorder"]
+
+
+@dataclass
+class RunState:
+    """Everything the plugin knows about the run, stored on the pytest config."""
+
+    scale: Scale
+    scale_label: str
+    """The scale name and the --env/--algo filters that narrowed it."""
+    claim_patterns: tuple[str, ...]
+    run_id: str
+    reports_dir: Path
+    rootdir: Path
+    controller: bool
+    """True in the process that reports (no xdist, or the xdist controller)."""
+    started: float
+    created: str
+    collector: Collector = field(default_factory=Collector)
+    default_junit: Path | None = None
+    reports_dir_existed: bool = True
+    previous_sink: Any = None
+    echo: Any = None
+
+    @property
+    def run_dir(self) -> Path:
+        return self.reports_dir / self.run_id
+
+
+STATE = pytest.StashKey[RunState]()
+
+
+def state_of(config: pytest.Config) -> RunState:
+    return config.stash[STATE]
+
+
+# ---------------------------------------------------------------------------------------------
+# Options and configuration
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("pgclaims", "claims of 'A Closer Look at Deep Policy Gradients'")
+    group.addoption("--scale", dest="pgclaims_scale", default="default", metavar="NAME",
+                    help=f"scale profile: {', '.join(SCALES)} (default: default)")
+    group.addoption("--claim", dest="pgclaims_claim", action="append", default=[],
+                    metavar="ID", help="run only the tests of this claim id (repeatable, "
+                    "comma-separated or a pattern such as 'grad.*')")
+    group.addoption("--env", dest="pgclaims_env", action="append", default=[],
+                    metavar="ENV_ID", help="only this environment of the scale (repeatable)")
+    group.addoption("--algo", dest="pgclaims_algo", action="append", default=[],
+                    metavar="ALGO", help="only this algorithm of the scale (repeatable)")
+    group.addoption("--reports-dir", dest="pgclaims_reports_dir", default=None, metavar="DIR",
+                    help="folder of run folders, history.jsonl and latest "
+                    "(default: <rootdir>/reports)")
+    group.addoption("--run-id", dest="pgclaims_run_id", default=None, metavar="ID",
+                    help="name of this run's folder (default: <UTC time>-<scale>)")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_cmdline_main(config: pytest.Config) -> Any:
+    # Before xdist turns "-n N without --dist" into "load": a claims module holds the tests of
+    # the same agents, so it stays on one worker (measurements loaded once per worker).
+    if (getattr(config.option, "numprocesses", None) and config.option.dist == "no"
+            and not getattr(config.option, "distload", False)):
+        config.option.dist = "loadscope"
+    return (yield)
+
+
+def _split(values: list[str]) -> list[str]:
+    return [v.strip() for value in values for v in value.split(",") if v.strip()]
+
+
+def _narrow(scale: Scale, option: str, given: list[str], have: tuple[Any, ...]) -> tuple[Any, ...]:
+    unknown = [g for g in given if g not in have]
+    if unknown:
+        raise pytest.UsageError(f"--{option} {', '.join(unknown)}: scale {scale.name} has "
+                                f"{', '.join(map(str, have))}")
+    return tuple(h for h in have if h in given) if given else have
+
+
+def _claim_patterns(values: list[str]) -> tuple[str, ...]:
+    known = list(claims_mod.all_claims())
+    for pattern in values:
+        if not fnmatch.filter(known, pattern):
+            raise pytest.UsageError(f"--claim: {claims_mod.unknown_message(pattern)}")
+    return tuple(values)
+
+
+def _make_state(config: pytest.Config) -> RunState:
+    try:
+        scale = get_scale(config.getoption("pgclaims_scale"))
+    except UnknownScaleError as exc:
+        raise pytest.UsageError(f"--scale: {exc}") from None
+    envs = _split(config.getoption("pgclaims_env"))
+    algos = _split(config.getoption("pgclaims_algo"))
+    label = scale.name + "".join(f" (--env {e})" for e in envs) + "".join(
+        f" (--algo {a})" for a in algos)
+    scale = scale.override(envs=_narrow(scale, "env", envs, scale.envs),
+                           algos=_narrow(scale, "algo", algos, scale.algos))
+    patterns = _claim_patterns(_split(config.getoption("pgclaims_claim")))
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and "pgclaims_run_id" in workerinput:
+        return RunState(scale, label, patterns, workerinput["pgclaims_run_id"],
+                        Path(workerinput["pgclaims_reports_dir"]), config.rootpath, False,
+                        workerinput["pgclaims_started"], workerinput["pgclaims_created"])
+    given_dir = config.getoption("pgclaims_reports_dir")
+    reports_dir = (config.invocation_params.dir / given_dir if given_dir
+                   else config.rootpath / "reports").resolve()
+    now = time.time()
+    run_id = config.getoption("pgclaims_run_id")
+    if run_id is None:
+        run_id = new_run_id(scale.name, reports_dir, now)
+    else:
+        problem = check_run_id(run_id)
+        if problem is None and (reports_dir / run_id / "results.json").exists():
+            problem = f"--run-id {run_id}: {reports_dir / run_id} already holds a run"
+        if problem:
+            raise pytest.UsageError(problem)
+    created = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(now))
+    return RunState(scale, label, patterns, run_id, reports_dir, config.rootpath,
+                    workerinput is None, now, created)
+
+
+def _echo(config: pytest.Config) -> progress_mod.Sink:
+    capman = config.pluginmanager.getplugin("capturemanager")
+
+    def echo(line: str) -> None:
+        if capman is None:
+            print(line, file=sys.stderr, flush=True)
+            return
+        with capman.global_and_fixture_disabled():
+            print(line, file=sys.stderr, flush=True)
+
+    return echo
+
+
+@pytest.hookimpl(tryfirst=True)  # before junitxml reads the --junitxml path we default
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "claim(id): the CLAIMS.md id a claims test checks")
+    state = _make_state(config)
+    config.stash[STATE] = state
+    # Progress lines bypass capture and go to progress.log once claims tests are collected
+    # (RunSession); until then (library tests) they are ordinary, captured stderr.
+    state.echo = _echo(config)
+    state.previous_sink = progress_mod.set_sink(None)
+    junit_loaded = hasattr(config.option, "xmlpath")
+    if (state.controller and junit_loaded and not config.option.xmlpath
+            and not config.option.collectonly):
+        state.default_junit = state.run_dir / "junit.xml"
+        state.reports_dir_existed = state.reports_dir.exists()
+        config.option.xmlpath = str(state.default_junit)
+    config.pluginmanager.register(RunSession(state, config), "pgclaims-run")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(STATE, None)
+    if state is None:
+        return
+    progress_mod.set_sink(state.previous_sink)
+    if state.default_junit is not None and len(state.collector) == 0:
+        # No claims test ran (e.g. the library tests): leave no run folder behind.
+        state.default_junit.unlink(missing_ok=True)
+        for folder in (state.run_dir, None if state.reports_dir_existed else state.reports_dir):
+            try:
+                if folder is not None:
+                    folder.rmdir()
+            except OSError:  # not empty: something else wrote there
+                pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixtures
+
+
+@pytest.fixture(scope="session")
+def scale(request: pytest.FixtureRequest) -> Scale:
+    """The active scale (after --env/--algo filters)."""
+    return state_of(request.config).scale
+
+
+@pytest.fixture(scope="session")
+def agents(request: pytest.FixtureRequest) -> AgentStore:
+    """``agents.get(env, algo, seed, iteration)``, ``agents.all(env, algo, iteration)``,
+    ``agents.curve(env, algo, seed)``, ``agents.seeds``."""
+    state = state_of(request.config)
+    return AgentStore(state.scale, cache_root(state.rootdir), state.run_id)
+
+
+@pytest.fixture
+def claim(request: pytest.FixtureRequest) -> Claim:
+    """The record of the test's ``@pytest.mark.claim``."""
+    found = claim_of(request.node)
+    if found is None:
+        pytest.fail(f"{request.node.nodeid} asks for `claim` but has no "
+                    "@pytest.mark.claim('<id>')", pytrace=False)
+    return found
+
+
+@pytest.fixture
+def verdict(request: pytest.FixtureRequest, claim: Claim) -> VerdictRecorder:
+    """Reach the test's verdict: ``verdict.check(units, statistic)`` and friends."""
+    item = request.node
+    return VerdictRecorder(item, claim, state_of(request.config).scale, item_params(item))
+
+
+def _placeholder(name: str) -> Any:
+    def fixture(request: pytest.FixtureRequest) -> Any:
+        pytest.fail(f"`{name}` is a claim parameter: it is only set for tests marked with a "
+                    f"claim whose `over` includes {name!r}", pytrace=False)
+
+    fixture.__name__ = name
+    return pytest.fixture(scope="session", name=name)(fixture)
+
+
+env = _placeholder("env")
+algo = _placeholder("algo")
+checkpoint = _placeholder("checkpoint")
+n = _placeholder("n")

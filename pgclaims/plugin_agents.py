@@ -1,0 +1,173 @@
+"""The ``agents`` fixture: checkpoints of the scale's agents, from fixtures or trained once.
+
+Scales with ``source="fixtures"`` load the committed fixture store
+(:func:`pgclaims.fixtures.load`); a missing or stale fixture fails the test with the command that
+trains it. Scales with ``source="train"`` (smoke) train each agent once into a cache shared by
+all xdist workers and later runs: ``$PGCLAIMS_CACHE/agents/<config key>/`` (default
+``<rootdir>/.cache/pgclaims``). A file lock makes one worker train while the others wait; if
+training raises, a ``FAILED`` file holding the traceback makes every other worker of the same
+run fail at once with that message instead of training again (a later run retries).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import traceback
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from filelock import FileLock, Timeout
+
+from pgclaims.progress import progress, worker_id
+from pgclaims.scales import Scale
+
+if TYPE_CHECKING:
+    from pgclaims.agent import Agent, TrainConfig
+
+COMPLETE = "COMPLETE"
+FAILED = "FAILED"
+
+
+def cache_root(rootdir: Path) -> Path:
+    """``$PGCLAIMS_CACHE`` or ``<rootdir>/.cache/pgclaims``."""
+    env = os.environ.get("PGCLAIMS_CACHE")
+    return Path(env) if env else rootdir / ".cache" / "pgclaims"
+
+
+class AgentStore:
+    """``agents.get(env, algo, seed, iteration)`` for the active scale; every call returns a
+    fresh :class:`pgclaims.agent.Agent` (callers may mutate it)."""
+
+    def __init__(self, scale: Scale, cache: Path, run_id: str) -> None:
+        self.scale = scale
+        self.cache = cache
+        self.run_id = run_id
+        self._trained: dict[str, Path] = {}
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return self.scale.seeds
+
+    def config(self, env: str, algo: str, seed: int) -> TrainConfig:
+        from pgclaims.agent import TrainConfig
+
+        checkpoints = tuple(sorted({*self.scale.checkpoints, self.scale.iterations}))
+        return TrainConfig.create(env, algo, seed, self.scale.iterations, checkpoints)
+
+    def get(self, env: str, algo: str, seed: int, iteration: int) -> Agent:
+        """The agent ``env``/``algo``/``seed`` at checkpoint ``iteration``."""
+        if iteration not in self.scale.checkpoints and iteration != self.scale.iterations:
+            raise ValueError(f"iteration {iteration} is not a checkpoint of scale "
+                             f"{self.scale.name} ({self.scale.checkpoints}, or "
+                             f"{self.scale.iterations})")
+        if self.scale.source == "fixtures":
+            from pgclaims import fixtures
+
+            try:
+                return fixtures.load(env, algo, seed, iteration, self.scale.iterations)
+            except fixtures.FixtureError as exc:
+                pytest.fail(f"FixtureError: {exc}", pytrace=False)
+        from pgclaims import checkpoint
+        from pgclaims.train import ckpt_name
+
+        return checkpoint.load(self._ensure_trained(env, algo, seed) / ckpt_name(iteration))
+
+    def all(self, env: str, algo: str, iteration: int) -> list[Agent]:
+        """One agent per seed of the scale, at ``iteration``."""
+        return [self.get(env, algo, s, iteration) for s in self.seeds]
+
+    def curve(self, env: str, algo: str, seed: int) -> list[dict[str, float]]:
+        """The training curve (one row per iteration, see :func:`pgclaims.agent.iterate`)."""
+        if self.scale.source == "fixtures":
+            from pgclaims import fixtures
+
+            try:
+                return fixtures.curve(env, algo, seed, self.scale.iterations)
+            except fixtures.FixtureError as exc:
+                pytest.fail(f"FixtureError: {exc}", pytrace=False)
+        path = self._ensure_trained(env, algo, seed) / "curve.json"
+        return json.loads(path.read_text())
+
+    def available_curves(self) -> dict[tuple[str, str, int], list[dict[str, float]]]:
+        """Training curves of the scale's agents that exist already (never trains, never
+        fails): for the report's Figure 8."""
+        out = {}
+        for env in self.scale.envs:
+            for algo in self.scale.algos:
+                for seed in self.seeds:
+                    try:
+                        if self.scale.source == "fixtures":
+                            from pgclaims import fixtures
+
+                            out[(env, algo, seed)] = fixtures.curve(env, algo, seed,
+                                                                    self.scale.iterations)
+                            continue
+                        run_dir = self.cache / "agents" / self.config(env, algo, seed).key()
+                        if (run_dir / COMPLETE).exists():
+                            out[(env, algo, seed)] = json.loads(
+                                (run_dir / "curve.json").read_text())
+                    except Exception:  # a missing or unreadable agent: no curve to draw
+                        continue
+        return out
+
+    # -- training for source="train" ------------------------------------------------------
+
+    def _ensure_trained(self, env: str, algo: str, seed: int) -> Path:
+        config = self.config(env, algo, seed)
+        key = config.key()
+        if key in self._trained:
+            return self._trained[key]
+        run_dir = self.cache / "agents" / key
+        label = f"{env} {algo} seed {seed} ({config.iterations} iterations)"
+        if not (run_dir / COMPLETE).exists():
+            run_dir.parent.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(str(run_dir) + ".lock")
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                progress(f"waiting for {label}: another worker is training it")
+                lock.acquire()
+            try:
+                self._train_locked(config, run_dir, label)
+            finally:
+                lock.release()
+        self._trained[key] = run_dir
+        return run_dir
+
+    def _train_locked(self, config: TrainConfig, run_dir: Path, label: str) -> None:
+        if (run_dir / COMPLETE).exists():
+            return
+        failed = run_dir / FAILED
+        if failed.exists():
+            text = failed.read_text()
+            first, _, rest = text.partition("\n")
+            if first == f"run {self.run_id}":
+                last = rest.strip().splitlines()[-1] if rest.strip() else "unknown error"
+                pytest.fail(f"training {label} failed earlier in this run: {last} "
+                            f"(traceback: {failed}; a new run retries)", pytrace=False)
+            failed.unlink()  # left by an earlier run: try again
+        from pgclaims.train import train
+
+        progress(f"training {label} into {run_dir}")
+        try:
+            agent = train(config, run_dir, progress=False)
+        except Exception as exc:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            failed.write_text(f"run {self.run_id}\nworker {worker_id()}\n"
+                              f"{traceback.format_exc()}")
+            raise RuntimeError(f"training {label} failed: {exc} (traceback: {failed})") from exc
+        last = agent.curve[-1]["mean_return"] if agent.curve else float("nan")
+        (run_dir / COMPLETE).write_text(json.dumps(
+            {"run_id": self.run_id, "worker": worker_id(), "final_mean_return": last}) + "\n")
+        progress(f"trained {label}: last mean return {last:.1f}")
+
+
+def describe_source(scale: Scale, cache: Path) -> str:
+    if scale.source == "fixtures":
+        from pgclaims.fixtures import root
+
+        return f"fixtures from {root()}"
+    return f"agents trained into {cache / 'agents'}"
+

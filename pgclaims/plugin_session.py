@@ -1,0 +1,301 @@
+"""Per-run hooks of the claims plugin: parametrization, outcomes, rows, and the end of the run.
+
+Registered by :func:`pgclaims.plugin.pytest_configure` as one object per pytest config, so that
+two sessions in one process (pytester) never share state.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import inspect
+import os
+import time
+from collections.abc import Generator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pgclaims import claims as claims_mod
+from pgclaims import progress as progress_mod
+from pgclaims.claims import PARAMETERS, Claim
+from pgclaims.plugin_agents import AgentStore, cache_root, describe_source
+from pgclaims.plugin_verdict import RECORDED, Inconclusive, VerdictRecorder
+from pgclaims.results import (
+    base_row,
+    counts,
+    document,
+    item_params,
+    plain,
+    provenance,
+    row_of,
+    set_row,
+    write_json,
+)
+
+if TYPE_CHECKING:
+    from pgclaims.plugin import RunState
+    from pgclaims.scales import Scale
+
+INCONCLUSIVE_ATTR = "pgclaims_inconclusive"
+"""Report attribute (a str, the reason) marking an INCONCLUSIVE outcome."""
+
+
+def claim_of(node: pytest.Item) -> Claim | None:
+    """The claim record of a test's ``@pytest.mark.claim``, or None for other tests."""
+    marker = node.get_closest_marker("claim")
+    if marker is None:
+        return None
+    if len(marker.args) != 1 or not isinstance(marker.args[0], str) or marker.kwargs:
+        raise ValueError(f"{node.nodeid}: use @pytest.mark.claim('<claim id>'), got "
+                         f"args {marker.args} kwargs {marker.kwargs}")
+    return claims_mod.get(marker.args[0])
+
+
+def parameter_values(name: str, claim: Claim, scale: Scale) -> tuple[Any, ...]:
+    if name == "env":
+        return scale.envs
+    if name == "algo":
+        return scale.algos
+    if name == "n":
+        return scale.n_grid
+    return {"all": scale.checkpoints, "late": scale.late, "trained": scale.trained}[
+        claim.checkpoints]
+
+
+def parameter_id(name: str, value: Any) -> str:
+    return {"checkpoint": f"it{value}", "n": f"n{value}"}.get(name, str(value))
+
+
+def lacking_reason(claim: Claim, label: str, missing: list[str]) -> str:
+    return (f"scale {label} lacks {', '.join(missing)} "
+            f"(claim {claim.id} needs {' and '.join(claim.needs)})")
+
+
+class LackingItem(pytest.Item):
+    """Stands in for a claims test whose claim needs what the scale lacks: no fixtures, one
+    INCONCLUSIVE outcome with the reason."""
+
+    def __init__(self, *, claim: Claim, reason: str, lineno: int, params: dict[str, Any],
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.claim = claim
+        self.reason = reason
+        self.lineno = lineno
+        self.params = params
+        """The original test's own parametrization (e.g. a ``pytest.mark.parametrize``)."""
+
+    def runtest(self) -> None:
+        from pgclaims.plugin import state_of
+
+        recorder = VerdictRecorder(self, self.claim, state_of(self.config).scale, self.params)
+        recorder.unavailable(self.reason)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, self.lineno, self.name
+
+
+class RunSession:
+    def __init__(self, state: RunState, config: pytest.Config) -> None:
+        self.state = state
+        self.config = config
+        self.finished: dict[str, Any] | None = None
+        self.warnings: list[str] = []
+
+    # -- start ----------------------------------------------------------------------------
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        s = self.state
+        node.workerinput.update(pgclaims_run_id=s.run_id, pgclaims_reports_dir=str(s.reports_dir),
+                                pgclaims_started=s.started, pgclaims_created=s.created)
+
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        s = self.state
+        lines = [f"pgclaims scale {s.scale_label}: {s.scale.summary().split(': ', 1)[1]}",
+                 f"pgclaims run {s.run_id} -> {s.run_dir}; "
+                 f"{describe_source(s.scale, cache_root(s.rootdir))}"]
+        if config.option.verbose > 0:
+            lines += s.scale.describe().splitlines()[1:]
+        return lines
+
+    # -- collection -----------------------------------------------------------------------
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        try:
+            claim = claim_of(metafunc.definition)
+        except (ValueError, KeyError) as exc:
+            nodeid = metafunc.definition.nodeid
+            message = str(exc) if str(exc).startswith(nodeid) else f"{nodeid}: {exc}"
+            raise pytest.Collector.CollectError(message) from None
+        if claim is None or self.state.scale.lacks(claim.needs):
+            return
+        names = list(claim.over)
+        missing = [p for p in names if p not in metafunc.fixturenames]
+        extra = [p for p in PARAMETERS if p in metafunc.fixturenames and p not in names]
+        if missing or extra:
+            fix = (f"add argument(s) {', '.join(missing)} to the test" if missing else
+                   f"drop argument(s) {', '.join(extra)} or add them to the claim's `over`")
+            raise pytest.Collector.CollectError(
+                f"{metafunc.definition.nodeid}: claim {claim.id} is tested per "
+                f"{', '.join(names)}; {fix}")
+        combos: list[tuple[Any, ...]] = [()]
+        for name in names:
+            combos = [c + (v,) for c in combos for v in parameter_values(name, claim,
+                                                                         self.state.scale)]
+        ids = ["-".join(parameter_id(k, v) for k, v in zip(names, c, strict=True))
+               for c in combos]
+        metafunc.parametrize(names, combos, ids=ids)
+
+    def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config,
+                                      items: list[pytest.Item]) -> None:
+        s = self.state
+        kept, deselected = [], []
+        for item in items:
+            claim = claim_of(item)
+            if s.claim_patterns and (claim is None or not any(
+                    fnmatch.fnmatchcase(claim.id, p) for p in s.claim_patterns)):
+                deselected.append(item)
+                continue
+            if claim is None:
+                kept.append(item)
+                continue
+            params = item_params(item)
+            missing = s.scale.lacks(claim.needs)
+            if missing:
+                lacking = LackingItem.from_parent(
+                    item.parent, name=item.name, claim=claim, lineno=item.location[1] or 0,
+                    reason=lacking_reason(claim, s.scale_label, missing), params=params)
+                lacking.own_markers.extend(item.own_markers)
+                lacking.keywords.update({m.name: m for m in item.own_markers})
+                item = lacking
+            set_row(item.user_properties, base_row(item.nodeid, claim, params))
+            kept.append(item)
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
+        if any(row_of(item.user_properties) for item in kept):
+            progress_mod.set_sink(progress_mod.log_file_sink(s.run_dir / "progress.log", s.echo))
+
+    # -- outcomes -------------------------------------------------------------------------
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        result = yield
+        if row_of(item.user_properties) is not None and not item.stash.get(RECORDED, False):
+            pytest.fail("the claims test ended without a verdict: call verdict.check(...), "
+                        "verdict.check_value(...), verdict.check_crossing(...) or "
+                        "verdict.unavailable(reason)", pytrace=False)
+        return result
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item,
+                                  call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+        report = yield
+        if call.excinfo is not None and call.excinfo.errisinstance(Inconclusive):
+            reason = str(call.excinfo.value.reason)
+            setattr(report, INCONCLUSIVE_ATTR, reason)
+            if call.when == "call":
+                report.outcome = "passed"
+                report.longrepr = None
+            elif call.when == "setup":  # "skipped" so that the call phase does not run
+                report.outcome = "skipped"
+                report.longrepr = (str(item.path), item.location[1] or 0,
+                                   f"INCONCLUSIVE: {reason}")
+        return report
+
+    def pytest_report_teststatus(self, report: pytest.TestReport,
+                                 config: pytest.Config) -> Any:
+        if getattr(report, INCONCLUSIVE_ATTR, None) is not None and report.when in (
+                "setup", "call"):
+            return "inconclusive", "I", ("INCONCLUSIVE", {"yellow": True})
+        return None
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.state.collector.absorb(report)
+
+    # -- end of the run -------------------------------------------------------------------
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        s = self.state
+        if not s.controller or len(s.collector) == 0:
+            return
+        wall = time.time() - s.started
+        rows = s.collector.rows()
+        extra = {
+            "selection": {"claims": list(s.claim_patterns), "scale": s.scale_label},
+            "xdist_workers": plain(getattr(self.config.option, "numprocesses", None)),
+            "pytest_args": [str(a) for a in self.config.invocation_params.args],
+            "exit_status": int(exitstatus),
+        }
+        doc = document(s.run_id, s.created, s.scale, rows,
+                       provenance(s.scale, wall, extra), self._figures())
+        results = write_json(s.run_dir / "results.json", doc)
+        self.finished = {"wall": wall, "rows": rows, "results": results, "index": None}
+        self.finished["index"] = self._publish(doc)
+
+    def _figures(self) -> dict[str, Any]:
+        try:
+            from pgclaims.measure import figure_data
+        except ImportError:
+            return {}
+        try:
+            kwargs = {}
+            if "curves" in inspect.signature(figure_data).parameters:
+                s = self.state
+                kwargs["curves"] = AgentStore(s.scale, cache_root(s.rootdir),
+                                              s.run_id).available_curves()
+            return plain(figure_data(self.state.scale, **kwargs))
+        except Exception as exc:  # the verdicts must still be written
+            self.warnings.append(f"figure data failed ({type(exc).__name__}: {exc}); "
+                                 "the report has no paper figures")
+            return {}
+
+    def _publish(self, doc: dict[str, Any]) -> Path | None:
+        s = self.state
+        try:
+            from pgclaims import report
+        except ImportError as exc:
+            self.warnings.append(f"no HTML report: pgclaims.report is not importable ({exc})")
+            return None
+        history = s.reports_dir / "history.jsonl"
+        index = None
+        steps = (("history", lambda: report.append_history(history, doc)),
+                 ("report", lambda: report.render(doc, s.run_dir,
+                                                  history=report.read_history(history))),
+                 ("latest", lambda: report.update_latest(s.reports_dir, s.run_dir)))
+        for name, step in steps:
+            try:
+                out = step()
+            except Exception as exc:
+                self.warnings.append(f"{name} step failed: {type(exc).__name__}: {exc}")
+                continue
+            if name == "report":
+                index = Path(out) if out else s.run_dir / "index.html"
+        return index
+
+    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int,
+                                config: pytest.Config) -> None:
+        tr, s, done = terminalreporter, self.state, self.finished
+        if done is None:
+            return
+        tr.write_sep("=", "pgclaims verdicts", bold=True)
+        tally = counts(done["rows"])
+        tr.write_line(f"scale {s.scale_label}, run {s.run_id}, wall time {done['wall']:.1f} s: "
+                      + ", ".join(f"{k} {v}" for k, v in tally.items()))
+        if config.option.verbose > 0:
+            for row in done["rows"]:
+                tr.write_line(f"  {row['verdict']:<12} {row['nodeid']}: {row['reason']}")
+        for warning in self.warnings:
+            tr.write_line(f"warning: {warning}", yellow=True)
+        tr.write_line(f"results: {_show(done['results'])}")
+        if done["index"] is not None:
+            tr.write_line(f"report:  {_show(done['index'])}", bold=True)
+
+
+def _show(path: Path) -> str:
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return str(path)
+    return str(path) if rel.startswith("..") else rel

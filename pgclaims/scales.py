@@ -1,0 +1,301 @@
+"""Scales: how much of the paper's protocol a claims run performs (CLAIMS.md, "Scope per scale").
+
+A :class:`Scale` fixes the agents (environments, algorithms, seeds, training length, where they
+come from) and every sample count the measurements use. The four profiles in :data:`SCALES` are
+fixed data; experiments derive variants with :meth:`Scale.override` and make them selectable
+with :func:`register_scale`. Sample counts are in
+state-action pairs; training length in iterations of 2048 pairs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+SOURCES = ("fixtures", "train")
+ENV_TAGS = {"Hopper-v5": "hopper", "Walker2d-v5": "walker", "Humanoid-v5": "humanoid"}
+"""Capability provided by an environment in a scale (see :meth:`Scale.provides`)."""
+
+
+def env_tag(env_id: str) -> str:
+    return ENV_TAGS.get(env_id, env_id.split("-v")[0].lower())
+
+
+def paper_grid(start: float, stop: float, per_decade: int, include: Iterable[int] = ()) -> tuple[
+        int, ...]:
+    """Log-spaced integers from ``start`` to ``stop`` (state-action pairs), plus ``include``."""
+    k = round(math.log10(stop / start) * per_decade)
+    pts = {round(start * 10 ** (i / per_decade)) for i in range(k + 1)}
+    return tuple(sorted(pts | set(include)))
+
+
+@dataclass(frozen=True)
+class Scale:
+    """A profile of the claims run. Every field is plain data (see :meth:`to_dict`)."""
+
+    name: str
+    description: str
+    wall_time: str
+    """Expected wall time, as a sentence (machine stated)."""
+    envs: tuple[str, ...]
+    algos: tuple[str, ...]
+    seeds: tuple[int, ...]
+    """Training seeds: the replication unit (one agent per env, algo, seed)."""
+    iterations: int
+    """Training length T of the agents (iterations of 2048 pairs); checkpoints derive from it."""
+    source: str
+    """"fixtures": the committed fixture store; "train": train (and cache) agents at run time."""
+    n_grid: tuple[int, ...]
+    """N values for gradient-estimate curves (pairs); must include 2048 (CLAIMS.md "N")."""
+    repeats: int
+    """Within-agent replicates per measurement (CLAIMS.md: 10)."""
+    true_grad_n: int
+    """Pairs behind each true gradient (paper: ~1e6; Humanoid 1e7)."""
+    heldout_n: int
+    """Pairs in each held-out value batch."""
+    true_value_n: int
+    """Pairs to fit the "true value" baseline (paper: ~5e6)."""
+    landscape_steps: tuple[float, ...]
+    """Grid values of a and b (multiples of the step and of the random direction)."""
+    landscape_n: tuple[int, ...]
+    """Pairs per landscape point, one landscape per value (paper Fig 5: 2K, 20K, 100K)."""
+    landscape_ref_n: int
+    """Pairs per point of the reference grid ("true reward" of the landscape claims)."""
+    high_sample_step_n: int
+    """Pairs behind the high-sample step (paper: 1e6)."""
+    capabilities: frozenset[str] = frozenset()
+    """What the scale offers beyond its envs and algos, e.g. "zero_baseline_agents"."""
+    lr_grid: tuple[float, ...] = ()
+    """Step sizes for regime.more_samples_lower_lr, as multiples of Table 1's (PPO's Adam LR,
+    TRPO's KL bound); empty when the scale trains no such grid. A non-empty grid provides the
+    "lr_grid" capability."""
+    true_grad_n_by_env: tuple[tuple[str, int], ...] = ()
+    """Per-environment overrides of :attr:`true_grad_n` (Humanoid needs more)."""
+    bootstrap_resamples: int = 2000
+    """Replicates behind each p-value (and interval, for bootstrap methods)."""
+    bootstrap_method: str = "jackknife-t"
+    """Interval method of :func:`pgclaims.stats.hierarchical_bootstrap`."""
+    confidence_level: float = 0.95
+    """CLAIMS.md "Verdict": 95% intervals."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.source not in SOURCES:
+            problems.append(f"source {self.source!r} is not one of {SOURCES}")
+        if not self.envs or not self.algos or not self.seeds:
+            problems.append("envs, algos and seeds must be non-empty")
+        if self.iterations < 1:
+            problems.append(f"iterations must be >= 1, got {self.iterations}")
+        if 2048 not in self.n_grid or list(self.n_grid) != sorted(set(self.n_grid)):
+            problems.append(f"n_grid must be increasing and include 2048, got {self.n_grid}")
+        if self.repeats < 2:
+            problems.append(f"repeats must be >= 2 (pairwise cosines), got {self.repeats}")
+        if problems:
+            raise ValueError(f"scale {self.name!r}: " + "; ".join(problems))
+        object.__setattr__(self, "capabilities", frozenset(self.capabilities))
+
+    # -- derived ---------------------------------------------------------------------------
+
+    @property
+    def checkpoints(self) -> tuple[int, ...]:
+        """0, 0.3T, 0.6T, 0.9T (the paper's 0, 150, 300, 450 of 500)."""
+        t = self.iterations
+        return tuple(sorted({0, round(0.3 * t), round(0.6 * t), round(0.9 * t)}))
+
+    @property
+    def late(self) -> tuple[int, ...]:
+        """The last two checkpoints (CLAIMS.md "late")."""
+        return self.checkpoints[-2:]
+
+    @property
+    def trained(self) -> tuple[int, ...]:
+        """Every checkpoint but iteration 0."""
+        return tuple(c for c in self.checkpoints if c > 0)
+
+    @property
+    def provides(self) -> frozenset[str]:
+        """Capabilities: one tag per env ("hopper", "walker", "humanoid"), the algorithm names,
+        "lr_grid" if :attr:`lr_grid` is set, and :attr:`capabilities`."""
+        grid = {"lr_grid"} if self.lr_grid else set()
+        return frozenset({env_tag(e) for e in self.envs} | set(self.algos) | self.capabilities
+                         | grid)
+
+    def lacks(self, needs: Iterable[str]) -> list[str]:
+        """The capabilities of ``needs`` ("a+b" means a and b) this scale does not provide."""
+        missing: list[str] = []
+        for need in needs:
+            for atom in need.split("+"):
+                if atom and atom not in self.provides and atom not in missing:
+                    missing.append(atom)
+        return missing
+
+    def true_grad_n_for(self, env_id: str) -> int:
+        return dict(self.true_grad_n_by_env).get(env_id, self.true_grad_n)
+
+    def measure_fields(self, env_id: str | None = None) -> dict[str, Any]:
+        """The MeasureConfig fields (docs/measure-api.md), true_grad_n resolved for ``env_id``."""
+        return {
+            "n_grid": self.n_grid,
+            "repeats": self.repeats,
+            "true_grad_n": self.true_grad_n if env_id is None else self.true_grad_n_for(env_id),
+            "heldout_n": self.heldout_n,
+            "true_value_n": self.true_value_n,
+            "landscape_steps": self.landscape_steps,
+            "landscape_n": self.landscape_n,
+            "landscape_ref_n": self.landscape_ref_n,
+            "high_sample_step_n": self.high_sample_step_n,
+        }
+
+    def override(self, **changes: Any) -> Scale:
+        """A copy with some fields changed (for experiments; the profiles stay as they are)."""
+        names = {f.name for f in dataclasses.fields(self)}
+        bad = sorted(set(changes) - names)
+        if bad:
+            raise TypeError(f"Scale has no field(s) {bad}; fields: {', '.join(sorted(names))}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON built-ins: the fields plus checkpoints, late and capabilities (all provided)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "capabilities":
+                value = sorted(self.provides)
+            elif f.name == "true_grad_n_by_env":
+                value = {k: int(v) for k, v in value}
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        out["checkpoints"] = list(self.checkpoints)
+        out["late"] = list(self.late)
+        return out
+
+    def summary(self) -> str:
+        """One line: name, agents and training length."""
+        return (f"{self.name}: {', '.join(self.envs)} x {', '.join(self.algos)} x seeds "
+                f"{', '.join(map(str, self.seeds))}; {self.iterations} iterations "
+                f"(checkpoints {', '.join(map(str, self.checkpoints))}) from {self.source}")
+
+    def describe(self) -> str:
+        """A multi-line printable profile."""
+        by_env = "".join(f", {e}: {n}" for e, n in self.true_grad_n_by_env)
+        lines = [
+            f"scale {self.name}: {self.description}",
+            f"  agents        {', '.join(self.envs)} x {', '.join(self.algos)} x seeds "
+            f"{', '.join(map(str, self.seeds))} ({self.source})",
+            f"  training      {self.iterations} iterations; checkpoints "
+            f"{', '.join(map(str, self.checkpoints))} (late: {', '.join(map(str, self.late))})",
+            f"  gradients     N grid {', '.join(map(str, self.n_grid))}; true gradient "
+            f"{self.true_grad_n}{by_env} pairs; {self.repeats} repeats",
+            f"  value         held-out {self.heldout_n} pairs; true value fit on "
+            f"{self.true_value_n} pairs",
+            f"  landscape     a, b in {', '.join(f'{x:g}' for x in self.landscape_steps)}; "
+            f"N per point {', '.join(map(str, self.landscape_n))}; reference "
+            f"{self.landscape_ref_n}; high-sample step {self.high_sample_step_n}",
+            f"  intervals     {self.confidence_level:.0%} {self.bootstrap_method}, "
+            f"{self.bootstrap_resamples} resamples",
+            f"  capabilities  {', '.join(sorted(self.provides))}"
+            + (f"; LR grid x{', x'.join(f'{x:g}' for x in self.lr_grid)}" if self.lr_grid
+               else ""),
+            f"  wall time     {self.wall_time}",
+        ]
+        return "\n".join(lines)
+
+
+HALF_STEPS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
+"""CLAIMS.md landscape grid: a, b in {0, 0.5, ..., 3}."""
+
+SMOKE = Scale(
+    name="smoke",
+    description="a few minutes: trains its own tiny Hopper agents; checks the pipeline, "
+                "most verdicts INCONCLUSIVE",
+    wall_time="about 10-20 min on 2 CPU cores (training 4 agents x 30 iterations included)",
+    envs=("Hopper-v5",), algos=("ppo", "trpo"), seeds=(0, 1), iterations=30, source="train",
+    n_grid=(256, 1024, 2048, 8192), repeats=10, true_grad_n=65_536, heldout_n=2048,
+    true_value_n=20_480, landscape_steps=(0.0, 1.5, 3.0), landscape_n=(2048, 8192),
+    landscape_ref_n=16_384, high_sample_step_n=16_384, bootstrap_resamples=1000,
+)
+DEFAULT = Scale(
+    name="default",
+    description="the committed Hopper and Walker2d fixtures (500 iterations, 3 seeds) with "
+                "reduced sample counts",
+    wall_time="a few hours on 2 CPU cores",
+    envs=("Hopper-v5", "Walker2d-v5"), algos=("ppo", "trpo"), seeds=(0, 1, 2), iterations=500,
+    source="fixtures", n_grid=(128, 512, 2048, 8192, 32_768), repeats=10,
+    true_grad_n=262_144, heldout_n=4096, true_value_n=102_400,
+    landscape_steps=(0.0, 1.0, 2.0, 3.0), landscape_n=(2048, 20_480), landscape_ref_n=102_400,
+    high_sample_step_n=102_400,
+)
+NIGHTLY = Scale(
+    name="nightly",
+    description="every committed fixture including Humanoid; N up to ~5e5, paper-resolution "
+                "landscapes",
+    wall_time="about a day on 2 CPU cores; overnight on a 16-core runner",
+    envs=("Hopper-v5", "Walker2d-v5", "Humanoid-v5"), algos=("ppo", "trpo"), seeds=(0, 1, 2),
+    iterations=500, source="fixtures",
+    n_grid=(128, 512, 2048, 8192, 32_768, 131_072, 524_288), repeats=10,
+    true_grad_n=1_000_000, true_grad_n_by_env=(("Humanoid-v5", 2_000_000),), heldout_n=20_480,
+    true_value_n=1_000_000, landscape_steps=HALF_STEPS, landscape_n=(2048, 20_480, 102_400),
+    landscape_ref_n=1_000_000, high_sample_step_n=1_000_000,
+)
+PAPER = Scale(
+    name="paper",
+    description="the paper's protocol (1e7-pair true gradients for Humanoid, 5e6-pair true "
+                "value, 1e6 pairs per landscape point, zero-baseline agents, a learning-rate "
+                "grid); the paper ran 'multiple trials' per configuration without a count, we "
+                "use 10 seeds. A cluster-scale run",
+    wall_time="cluster scale: on the order of 10^4 CPU-hours",
+    envs=("Hopper-v5", "Walker2d-v5", "Humanoid-v5"), algos=("ppo", "trpo"),
+    seeds=tuple(range(10)), iterations=500, source="fixtures",
+    n_grid=paper_grid(100, 1_000_000, 2, include=(2048,)), repeats=10,
+    true_grad_n=1_000_000, true_grad_n_by_env=(("Humanoid-v5", 10_000_000),),
+    heldout_n=20_480, true_value_n=5_000_000, landscape_steps=HALF_STEPS,
+    landscape_n=(2048, 20_480, 102_400), landscape_ref_n=1_000_000,
+    high_sample_step_n=1_000_000,
+    capabilities=frozenset({"zero_baseline_agents"}), lr_grid=(0.25, 0.5, 1.0, 2.0, 4.0),
+    bootstrap_resamples=500,  # the paper's "500 sample bootstrapping" (Fig 1, 2)
+)
+
+SCALES: dict[str, Scale] = {s.name: s for s in (SMOKE, DEFAULT, NIGHTLY, PAPER)}
+_BUILTIN = frozenset(SCALES)
+
+
+class UnknownScaleError(KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def register_scale(scale: Scale) -> Scale:
+    """Make ``scale`` selectable with ``--scale <name>`` (e.g. from a ``conftest.py``).
+    Registering an equal profile again is a no-op; the four profiles cannot be replaced."""
+    known = SCALES.get(scale.name)
+    if known is not None and known != scale:
+        raise ValueError(f"scale {scale.name!r} is already registered with other values")
+    SCALES[scale.name] = scale
+    return scale
+
+
+def unregister_scale(name: str) -> None:
+    if name in _BUILTIN:
+        raise ValueError(f"scale {name!r} is one of the built-in profiles")
+    SCALES.pop(name, None)
+
+
+def get_scale(name: str) -> Scale:
+    """The profile called ``name``; an unknown name raises :class:`UnknownScaleError` listing
+    the valid ones."""
+    try:
+        return SCALES[name]
+    except KeyError:
+        near = difflib.get_close_matches(name, list(SCALES), n=1)
+        hint = f" (did you mean {near[0]}?)" if near else ""
+        raise UnknownScaleError(
+            f"unknown scale {name!r}{hint}; choose one of: {', '.join(SCALES)}") from None
+
+
+__all__ = ["SCALES", "Scale", "UnknownScaleError", "get_scale", "register_scale",
+           "unregister_scale"]
