@@ -33,8 +33,6 @@ class Study:
     def cfg_for(self, env: str) -> measure.MeasureConfig:
         """The scale's sample counts, the true-gradient N resolved for ``env``."""
         fields = dict(self.scale.measure_fields(env))
-        fields["step_eval_n"] = getattr(self.scale, "step_eval_n", None) or fields[
-            "landscape_ref_n"]
         return measure.MeasureConfig(**{k: tuple(v) if isinstance(v, list) else v
                                         for k, v in fields.items()})
 

@@ -80,6 +80,45 @@ def cmd_fixtures(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_measure(args: argparse.Namespace) -> int:
+    import json
+
+    import numpy as np
+
+    from pgclaims import checkpoint, fixtures, measure
+    from pgclaims.measure.cache import to_json
+    from pgclaims.scales import get_scale
+
+    if args.checkpoint:
+        agent = checkpoint.load(args.checkpoint)
+    elif args.fixture:
+        env, algo, seed, it = args.fixture
+        agent = fixtures.load(env, algo, int(seed), int(it))
+    else:
+        raise ValueError("give a checkpoint file or --fixture ENV ALGO SEED ITERATION")
+    scale = get_scale(args.scale)
+    cfg = measure.MeasureConfig(**scale.measure_fields(agent.config.env_id))
+    say = (lambda msg: print(msg, file=sys.stderr)) if not args.quiet else None
+    run = {"gradients": lambda: measure.gradients(agent, cfg, args.seed, progress=say),
+           "value": lambda: measure.value(agent, cfg, args.seed),
+           "steps": lambda: measure.steps(agent, cfg, args.seed),
+           "landscape": lambda: measure.landscapes(agent, cfg, args.seed, progress=say)}
+    out = {}
+    for kind in args.what:
+        out[kind] = to_json(run[kind]())
+    summary = {k: {f: (np.asarray(v["__nd__"]).mean(axis=-1).round(4).tolist()
+                       if isinstance(v, dict) and "__nd__" in v else v)
+                   for f, v in rec.items() if f != "meta"} for k, rec in out.items()}
+    print(json.dumps(summary, indent=1, default=str))
+    if args.out:
+        from pathlib import Path
+
+        from pgclaims.train import write_json
+
+        write_json(Path(args.out), out)
+    return 0
+
+
 def cmd_report(argv: Sequence[str]) -> int:
     from pgclaims.report import main_report
 
@@ -105,6 +144,20 @@ def build_parser() -> argparse.ArgumentParser:
     ft = fsub.add_parser("train", help="train (or resume) a Table 1 agent into fixtures/store")
     _add_train_args(ft, table1_only=True)
     ft.set_defaults(func=cmd_fixtures)
+    m = sub.add_parser("measure", help="run the paper's measurements on one checkpoint",
+                       description="Gradient estimates (Fig 1, 2, 4), value error (Fig 3), "
+                       "computed steps (A.4) and landscapes (Fig 5-7) of one checkpoint, with "
+                       "a scale's sample counts. Results are cached under .cache/pgclaims.")
+    m.add_argument("checkpoint", nargs="?", help="a pgclaims .safetensors checkpoint")
+    m.add_argument("--fixture", nargs=4, metavar=("ENV", "ALGO", "SEED", "ITERATION"),
+                   help="a committed fixture instead of a file")
+    m.add_argument("--scale", default="smoke", help="sample counts of this scale (default smoke)")
+    m.add_argument("--what", nargs="+", default=["gradients", "value"],
+                   choices=("gradients", "value", "steps", "landscape"))
+    m.add_argument("--seed", type=int, default=0, help="measurement seed (default 0)")
+    m.add_argument("--out", help="write the full results as JSON here")
+    m.add_argument("--quiet", action="store_true")
+    m.set_defaults(func=cmd_measure)
     sub.add_parser("report", help="re-render reports/<run-id>/index.html from results.json",
                    add_help=False)
     return parser

@@ -67,6 +67,9 @@ class Scale:
     """Pairs per point of the reference grid ("true reward" of the landscape claims)."""
     high_sample_step_n: int
     """Pairs behind the high-sample step (paper: 1e6)."""
+    step_eval_n: int = 0
+    """Pairs behind each true-reward estimate of one step's effect (paper: 1e6); 0 means
+    ``landscape_ref_n``."""
     capabilities: frozenset[str] = frozenset()
     """What the scale offers beyond its envs and algos, e.g. "zero_baseline_agents"."""
     lr_grid: tuple[float, ...] = ()
@@ -148,6 +151,7 @@ class Scale:
             "landscape_n": self.landscape_n,
             "landscape_ref_n": self.landscape_ref_n,
             "high_sample_step_n": self.high_sample_step_n,
+            "step_eval_n": self.step_eval_n or self.landscape_ref_n,
         }
 
     def override(self, **changes: Any) -> Scale:
@@ -211,36 +215,37 @@ HALF_STEPS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
 
 SMOKE = Scale(
     name="smoke",
-    description="a few minutes: trains its own tiny Hopper agents; checks the pipeline, "
-                "most verdicts INCONCLUSIVE",
-    wall_time="about 10-20 min on 2 CPU cores (training 4 agents x 30 iterations included)",
+    description="trains its own tiny Hopper agents (30 iterations) and runs every claim at small "
+                "N: checks the pipeline end to end; most verdicts are INCONCLUSIVE",
+    wall_time="about 5-10 min on 2 CPU cores with -n 2, training included (about 4.5e6 pairs)",
     envs=("Hopper-v5",), algos=("ppo", "trpo"), seeds=(0, 1), iterations=30, source="train",
     n_grid=(256, 1024, 2048, 8192), repeats=10, true_grad_n=65_536, heldout_n=2048,
-    true_value_n=20_480, landscape_steps=(0.0, 1.5, 3.0), landscape_n=(2048, 8192),
-    landscape_ref_n=16_384, high_sample_step_n=16_384, bootstrap_resamples=1000,
+    true_value_n=20_480, landscape_steps=(0.0, 1.5, 3.0), landscape_n=(2048, 4096),
+    landscape_ref_n=8192, high_sample_step_n=8192, step_eval_n=8192, bootstrap_resamples=1000,
 )
 DEFAULT = Scale(
     name="default",
     description="the committed Hopper and Walker2d fixtures (500 iterations, 3 seeds) with "
-                "reduced sample counts",
-    wall_time="a few hours on 2 CPU cores",
+                "sample counts sized for 30 minutes on 2 cores",
+    wall_time="about 20-30 min on 2 CPU cores with -n auto (about 2e7 pairs)",
     envs=("Hopper-v5", "Walker2d-v5"), algos=("ppo", "trpo"), seeds=(0, 1, 2), iterations=500,
-    source="fixtures", n_grid=(128, 512, 2048, 8192, 32_768), repeats=10,
-    true_grad_n=262_144, heldout_n=4096, true_value_n=102_400,
-    landscape_steps=(0.0, 1.0, 2.0, 3.0), landscape_n=(2048, 20_480), landscape_ref_n=102_400,
-    high_sample_step_n=102_400,
+    source="fixtures", n_grid=(128, 512, 2048, 8192, 16_384), repeats=10,
+    true_grad_n=147_456, heldout_n=4096, true_value_n=20_480,
+    landscape_steps=(0.0, 1.5, 3.0), landscape_n=(2048, 6144), landscape_ref_n=12_288,
+    high_sample_step_n=32_768, step_eval_n=8192,
 )
 NIGHTLY = Scale(
     name="nightly",
-    description="every committed fixture including Humanoid; N up to ~5e5, paper-resolution "
-                "landscapes",
-    wall_time="about a day on 2 CPU cores; overnight on a 16-core runner",
+    description="every committed fixture including Humanoid; N up to 1.3e5 with 1e6-pair true "
+                "gradients (2e6 for Humanoid), 4x4 landscapes up to 2e4 pairs per point",
+    wall_time="estimated 5-6 h on 2 CPU cores (about 2.6e8 pairs; estimated from measured "
+              "per-pair cost, not yet run end to end)",
     envs=("Hopper-v5", "Walker2d-v5", "Humanoid-v5"), algos=("ppo", "trpo"), seeds=(0, 1, 2),
     iterations=500, source="fixtures",
-    n_grid=(128, 512, 2048, 8192, 32_768, 131_072, 524_288), repeats=10,
-    true_grad_n=1_000_000, true_grad_n_by_env=(("Humanoid-v5", 2_000_000),), heldout_n=20_480,
-    true_value_n=1_000_000, landscape_steps=HALF_STEPS, landscape_n=(2048, 20_480, 102_400),
-    landscape_ref_n=1_000_000, high_sample_step_n=1_000_000,
+    n_grid=(128, 512, 2048, 8192, 32_768, 131_072), repeats=10,
+    true_grad_n=1_000_000, true_grad_n_by_env=(("Humanoid-v5", 2_000_000),), heldout_n=8192,
+    true_value_n=204_800, landscape_steps=(0.0, 1.0, 2.0, 3.0), landscape_n=(2048, 20_480),
+    landscape_ref_n=102_400, high_sample_step_n=204_800, step_eval_n=32_768,
 )
 PAPER = Scale(
     name="paper",
@@ -255,7 +260,7 @@ PAPER = Scale(
     true_grad_n=1_000_000, true_grad_n_by_env=(("Humanoid-v5", 10_000_000),),
     heldout_n=20_480, true_value_n=5_000_000, landscape_steps=HALF_STEPS,
     landscape_n=(2048, 20_480, 102_400), landscape_ref_n=1_000_000,
-    high_sample_step_n=1_000_000,
+    high_sample_step_n=1_000_000, step_eval_n=1_000_000,
     capabilities=frozenset({"zero_baseline_agents"}), lr_grid=(0.25, 0.5, 1.0, 2.0, 4.0),
     bootstrap_resamples=500,  # the paper's "500 sample bootstrapping" (Fig 1, 2)
 )
