@@ -2,7 +2,8 @@
 
 Run with ``pytest benchmarks`` (never with ``-n``: pytest-benchmark disables itself under
 xdist). The benchmark files are named ``bench_*.py`` so that no ``test_*`` pattern picks them
-up by accident; the hook below collects them when this directory is given explicitly.
+up by accident; pyproject's ``python_files`` collects them when this directory is given
+(the default ``testpaths`` is ``tests``, so a plain ``pytest`` never runs them).
 
 The machine is shared, so absolute seconds mean little: every pgclaims figure is reported as a
 ratio to Stable-Baselines3's PPO measured in the same run on the same environment.
@@ -10,7 +11,6 @@ ratio to Stable-Baselines3's PPO measured in the same run on the same environmen
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,12 +18,6 @@ import torch
 
 RATIOS: list[tuple[str, str]] = []
 """(benchmark name, "ours/SB3 = ..." or the reason there is no ratio), in run order."""
-
-
-def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Module | None:
-    if file_path.suffix == ".py" and file_path.name.startswith("bench_"):
-        return pytest.Module.from_parent(parent, path=file_path)
-    return None
 
 
 @pytest.fixture(autouse=True, scope="session")

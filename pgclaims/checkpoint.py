@@ -1,9 +1,10 @@
 """Checkpoints: one safetensors file holding everything needed to continue exactly.
 
-Tensors: policy and value parameters (and the value net before its last fit), Adam states, normalizer statistics, the torch RNG state
-and the last training batch. Metadata (JSON in the safetensors header): format name and
-version, the training config, iteration, numpy RNG state, the training curve so far. Nothing is
-ever unpickled. Writes are atomic (temporary file in the same directory, then rename).
+Tensors: policy and value parameters (and the value net before its last fit), Adam states,
+normalizer statistics, the torch RNG state and the last training batch. Metadata (JSON in
+the safetensors header): format name and version, the training config, iteration, numpy RNG
+state, the training curve so far. Nothing is ever unpickled. Writes are atomic (temporary
+file in the same directory, then rename).
 """
 
 from __future__ import annotations
@@ -158,7 +159,8 @@ def load(path: str | os.PathLike[str]) -> Agent:
         agent.iteration = int(meta["iteration"])
         agent.curve = list(meta["curve"])
         if "last_batch/obs" in tensors:
-            agent.last_batch = Batch(**{f: tensors[f"last_batch/{f}"].numpy() for f in BATCH_FIELDS})
+            agent.last_batch = Batch(
+                **{f: tensors[f"last_batch/{f}"].numpy() for f in BATCH_FIELDS})
             agent.last_targets = tensors["last_batch/targets"].numpy()
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{Path(path)}: inconsistent checkpoint contents ({exc})") from exc

@@ -13,7 +13,8 @@ def _ints(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from exc
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}") from exc
 
 
 class _Parser(argparse.ArgumentParser):
@@ -135,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train with Table 1 hyperparameters. Re-running the same "
                        "command resumes from the run directory's latest checkpoint.")
     _add_train_args(p)
-    p.add_argument("--out", default=None, help="run directory (default runs/<env>-<algo>-s<seed>-<key>)")
+    p.add_argument("--out", default=None,
+                   help="run directory (default runs/<env>-<algo>-s<seed>-<key>)")
     p.set_defaults(func=cmd_train)
     f = sub.add_parser("fixtures", help="list or train the committed fixture agents")
     fsub = f.add_subparsers(dest="fixtures_cmd", required=True, parser_class=_Parser)

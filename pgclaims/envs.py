@@ -46,7 +46,8 @@ def make_env(env_id: str) -> gym.Env:
         env = gym.make(env_id, disable_env_checker=True)
     except gym.error.Error as exc:
         known = ", ".join(SUPPORTED_ENVS)
-        raise EnvError(f"unknown environment id {env_id!r} ({exc}); the paper's are: {known}") from exc
+        raise EnvError(
+            f"unknown environment id {env_id!r} ({exc}); the paper's are: {known}") from exc
     if not isinstance(env.action_space, gym.spaces.Box) or not isinstance(
         env.observation_space, gym.spaces.Box
     ):

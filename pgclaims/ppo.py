@@ -58,7 +58,7 @@ class PPOConfig:
     reward_normalization: bool = True
     """Table 1 "Reward normalization": On for PPO."""
     baseline: str = "valuenet"
-    """"valuenet" (the paper) or "zero" (advantages = returns; ablation baseline.needed_for_reward)."""
+    """"valuenet" (the paper) or "zero" (advantages = returns; for baseline.needed_for_reward)."""
     adam_eps: float = 1e-5
     """Adam epsilon (authors' code)."""
 

@@ -49,30 +49,40 @@ class MeasureConfig:
         return cls(**kwargs)
 
 
+ARGS = {
+    "gradients": lambda cfg: {"n_grid": list(cfg.n_grid), "repeats": cfg.repeats,
+                              "true_grad_n": cfg.true_grad_n, "true_value_n": cfg.true_value_n},
+    "value": lambda cfg: {"repeats": cfg.repeats, "heldout_n": cfg.heldout_n},
+    "steps": lambda cfg: {"repeats": cfg.repeats, "eval_n": cfg.step_eval_n,
+                          "high_n": cfg.high_sample_step_n},
+    "landscape": lambda cfg: {"steps": list(cfg.landscape_steps), "ns": list(cfg.landscape_n),
+                              "ref_n": cfg.landscape_ref_n},
+}
+"""The arguments a cached measurement is keyed by (and figures are selected by)."""
+
+
 def gradients(agent: Agent, cfg: MeasureConfig, seed: int = 0, progress: Any = None
               ) -> GradientStudy:
-    args = {"n_grid": list(cfg.n_grid), "repeats": cfg.repeats, "true_grad_n": cfg.true_grad_n,
-            "true_value_n": cfg.true_value_n}
+    args = ARGS["gradients"](cfg)
     return cache.cached("gradients", agent, args, seed, GradientStudy, lambda: gradient_study(
         agent, cfg.n_grid, cfg.repeats, cfg.true_grad_n, cfg.true_value_n, seed, progress))
 
 
 def value(agent: Agent, cfg: MeasureConfig, seed: int = 0) -> ValueStudy:
-    args = {"repeats": cfg.repeats, "heldout_n": cfg.heldout_n}
+    args = ARGS["value"](cfg)
     return cache.cached("value", agent, args, seed, ValueStudy,
                         lambda: value_error(agent, cfg.repeats, cfg.heldout_n, seed))
 
 
 def steps(agent: Agent, cfg: MeasureConfig, seed: int = 0) -> StepStudy:
-    args = {"repeats": cfg.repeats, "eval_n": cfg.step_eval_n, "high_n": cfg.high_sample_step_n}
+    args = ARGS["steps"](cfg)
     return cache.cached("steps", agent, args, seed, StepStudy, lambda: step_study(
         agent, cfg.repeats, cfg.step_eval_n, cfg.high_sample_step_n, seed))
 
 
 def landscapes(agent: Agent, cfg: MeasureConfig, seed: int = 0, progress: Any = None
                ) -> Landscape:
-    args = {"steps": list(cfg.landscape_steps), "ns": list(cfg.landscape_n),
-            "ref_n": cfg.landscape_ref_n}
+    args = ARGS["landscape"](cfg)
     return cache.cached("landscape", agent, args, seed, Landscape, lambda: landscape(
         agent, cfg.landscape_steps, cfg.landscape_n, cfg.landscape_ref_n, seed, progress))
 

@@ -86,7 +86,7 @@ def cached(kind: str, agent: Agent, args: dict[str, Any], seed: int, cls: type[T
             try:
                 record = json.loads(path.read_text())
                 return cls(**_decode(record["result"]))
-            except (json.JSONDecodeError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError):  # JSON and UTF-8 errors are ValueErrors
                 path.unlink()  # a foreign or damaged entry is recomputed, never trusted
         result = compute()
         fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=folder)
@@ -100,13 +100,18 @@ def cached(kind: str, agent: Agent, args: dict[str, Any], seed: int, cls: type[T
     return result
 
 
-def records(kind: str) -> list[dict[str, Any]]:
-    """Every cached record of ``kind`` (index and decoded result), for redrawing figures."""
+def records(kind: str, args: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Cached records of ``kind`` (index and decoded result) of this :data:`MEASURE_VERSION`,
+    and measured with ``args`` when given, for redrawing figures."""
     out = []
     for path in sorted((cache_dir() / kind).glob("*.json")):
         try:
             rec = json.loads(path.read_text())
-            out.append({"index": rec["index"], "result": _decode(rec["result"])})
-        except (json.JSONDecodeError, KeyError, OSError):
+            ix = rec["index"]
+            if ix["measure_version"] != MEASURE_VERSION or (
+                    args is not None and ix["args"] != json.loads(json.dumps(args))):
+                continue
+            out.append({"index": ix, "result": _decode(rec["result"])})
+        except (ValueError, KeyError, OSError):
             continue
     return out

@@ -29,6 +29,18 @@ def _selected(rec: dict[str, Any], scale: Any) -> bool:
             and ix["iteration"] in scale.checkpoints)
 
 
+def _records(kind: str, scale: Any) -> list[dict[str, Any]]:
+    """Records of ``kind`` measured with this scale's sample counts (for each of its envs)."""
+    from pgclaims.measure import ARGS, MeasureConfig
+
+    out = []
+    for env in scale.envs:
+        args = ARGS[kind](MeasureConfig(**scale.measure_fields(env))) if hasattr(
+            scale, "measure_fields") else None
+        out += [r for r in cache.records(kind, args) if r["index"]["env"] == env]
+    return out
+
+
 def _who(ix: dict[str, Any]) -> dict[str, Any]:
     return {"env": ix["env"], "algo": ix["algo"], "seed": ix["seed"], "iteration": ix["iteration"]}
 
@@ -44,7 +56,7 @@ def figure_data(scale: Any, curves: dict[tuple[str, str, int], list[dict]] | Non
             "iteration": [int(r["iteration"]) for r in rows],
             "mean_return": [None if r["mean_return"] != r["mean_return"] else
                             float(r["mean_return"]) for r in rows]})
-    for rec in cache.records("gradients"):
+    for rec in _records("gradients", scale):
         if not _selected(rec, scale):
             continue
         res, who = rec["result"], _who(rec["index"])
@@ -57,7 +69,7 @@ def figure_data(scale: Any, curves: dict[tuple[str, str, int], list[dict]] | Non
             mean, lo, hi = _t_band(np.asarray(rows))
             out["baselines"].append({**who, "baseline": name, "n": n, "mean": mean,
                                      "lo": lo, "hi": hi})
-    for rec in cache.records("value"):
+    for rec in _records("value", scale):
         if not _selected(rec, scale):
             continue
         res, who = rec["result"], _who(rec["index"])
@@ -67,7 +79,7 @@ def figure_data(scale: Any, curves: dict[tuple[str, str, int], list[dict]] | Non
                                    ("returns", "train", "train_returns")):
             v = float(np.nanmean(res[key])) if np.isfinite(res[key]).any() else None
             out["value_mre"].append({**who, "target": target, "split": split, "mre": v})
-    for rec in cache.records("landscape"):
+    for rec in _records("landscape", scale):
         if not _selected(rec, scale):
             continue
         res, who = rec["result"], _who(rec["index"])

@@ -136,6 +136,9 @@ class Landscape:
 
 def landscape(agent: Agent, steps: tuple[float, ...], ns: tuple[int, ...], ref_n: int,
               seed: int, progress: Any = None) -> Landscape:
+    if ref_n in ns:
+        raise ValueError(f"the reference grid ({ref_n} pairs) must be independent of the "
+                         f"grids it is compared with ({list(ns)}): choose another ref_n")
     torch.set_num_threads(1)
     sampler = FrozenSampler(agent)
     step = algorithm_step(agent, sampler.batch(CHUNK, rng_for(seed, 50)), rng_for(seed, 51))
@@ -153,7 +156,7 @@ def landscape(agent: Agent, steps: tuple[float, ...], ns: tuple[int, ...], ref_n
         if progress:
             progress(f"landscape row {i + 1}/{len(a)} ({sampler.pairs} pairs)")
     sampler.close()
-    ref = grid.pop(ref_n) if ref_n not in ns else grid[ref_n]
+    ref = grid.pop(ref_n)
     return Landscape(a=a, b=a.copy(), reward={str(n): g for n, g in grid.items()},
                      reward_ref=ref, surrogate=surr,
                      step_norm_ratio=float(step.delta.norm() / d.norm()),

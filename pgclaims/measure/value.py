@@ -35,7 +35,7 @@ def mre(pred: np.ndarray, target: np.ndarray, rel_eps: float = REL_EPS) -> tuple
     pred, target = np.asarray(pred, float), np.asarray(target, float)
     if len(target) == 0:
         return float("nan"), 0
-    keep = np.abs(target) >= rel_eps * np.abs(target).mean()
+    keep = (np.abs(target) >= rel_eps * np.abs(target).mean()) & (target != 0)
     if not keep.any():
         return float("nan"), int(len(target))
     return float(np.mean(np.abs(pred[keep] - target[keep]) / np.abs(target[keep]))), int(

@@ -1,0 +1,339 @@
+"""Gradient estimates of eq. (1)/(14) and their quality (Figures 1, 2, 4, 9, 10; A.4).
+
+The gradient at the checkpoint of the surrogate E[pi/pi_old * A_hat] with batch-normalized
+advantages is g = sum_i grad log pi_i (A_i - mu) / (N sigma). Each chunk of samples is reduced
+to sufficient statistics (sum grad log pi * A, sum grad log pi, sum A, sum A^2, N): the
+estimate from any union of chunks is then exact, nested N reuse samples, and per-sample
+gradients are never stored.
+
+Protocol (one pass serves Figures 1, 2 and 4): ``repeats`` independent streams of 2048-pair
+chunks up to the largest N of the grid; the estimate i at N uses the first N pairs of stream i
+(N below 2048: a separate, shorter batch per estimate). The true gradient compared with
+estimate i is built from the *other* streams' full pools (leave-one-pool-out) plus, when that
+falls short of ``true_grad_n``, an extra pool shared by all: disjoint from estimate i, and half
+the sampling of drawing a separate true pool.
+
+Chunks are drawn and reduced to their statistics in worker processes
+(:func:`pgclaims.measure.parallel.chunk_map`) and combined here in a fixed order, so a study is
+bit-identical whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import copy
+from contextlib import closing
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from pgclaims.agent import Agent, advantages
+from pgclaims.measure.parallel import chunk_map
+from pgclaims.measure.sampler import CHUNK, rng_for
+from pgclaims.networks import GaussianPolicy, ValueNet, flat_grad
+from pgclaims.rollout import Batch
+
+BASELINES = ("valuenet", "true", "zero")
+
+
+@dataclass
+class GradStats:
+    """Sufficient statistics of the normalized-advantage gradient over a set of pairs."""
+
+    s_ga: np.ndarray
+    s_g: np.ndarray
+    s_a: float = 0.0
+    s_a2: float = 0.0
+    n: int = 0
+
+    @classmethod
+    def zeros(cls, dim: int) -> GradStats:
+        return cls(np.zeros(dim), np.zeros(dim))
+
+    def __add__(self, other: GradStats) -> GradStats:
+        return GradStats(self.s_ga + other.s_ga, self.s_g + other.s_g, self.s_a + other.s_a,
+                         self.s_a2 + other.s_a2, self.n + other.n)
+
+    def estimate(self, center: bool = True) -> np.ndarray:
+        """g from these pairs; ``center=False`` scales without centering (zero baseline)."""
+        mu = self.s_a / self.n
+        sd = float(np.sqrt(max(self.s_a2 / self.n - mu * mu, 0.0)))
+        num = self.s_ga - mu * self.s_g if center else self.s_ga
+        return num / (self.n * (sd + 1e-8))
+
+
+def chunk_stats(policy64: GaussianPolicy, batch: Batch, adv: np.ndarray) -> GradStats:
+    """Reduce one chunk: two backward passes, no per-sample gradients."""
+    obs = torch.from_numpy(batch.obs).double()
+    act = torch.from_numpy(batch.actions).double()
+    logp = policy64.log_prob(obs, act)
+    a = torch.from_numpy(np.asarray(adv, np.float64))
+    s_ga = flat_grad((logp * a).sum(), policy64, retain_graph=True).numpy()
+    s_g = flat_grad(logp.sum(), policy64).numpy()
+    return GradStats(s_ga, s_g, float(a.sum()), float((a * a).sum()), len(adv))
+
+
+def direct_gradient(policy64: GaussianPolicy, batch: Batch, adv: np.ndarray,
+                    center: bool = True) -> np.ndarray:
+    """The same gradient by autograd on the normalized surrogate (reference for tests)."""
+    from pgclaims.agent import normalize
+
+    obs = torch.from_numpy(batch.obs).double()
+    act = torch.from_numpy(batch.actions).double()
+    logp = policy64.log_prob(obs, act)
+    a_hat = torch.from_numpy(normalize(np.asarray(adv, np.float64), center))
+    return flat_grad((torch.exp(logp - logp.detach()) * a_hat).mean(), policy64).numpy()
+
+
+def cosine(u: np.ndarray, v: np.ndarray) -> float:
+    nu, nv = np.linalg.norm(u), np.linalg.norm(v)
+    if nu == 0 or nv == 0:
+        raise ValueError("cosine of a zero vector")
+    return float(u @ v / (nu * nv))
+
+
+def loo_pairwise(vectors: np.ndarray) -> np.ndarray:
+    """For each row i: mean cosine with every other row. Their mean is the mean pairwise cosine."""
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    sims = unit @ unit.T
+    r = len(vectors)
+    return (sims.sum(axis=1) - np.diag(sims)) / (r - 1)
+
+
+def mc_returns(batch: Batch, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Discounted Monte Carlo returns (reward-scaled units) and which of them are usable.
+
+    A trajectory cut by the time limit or by the batch end lacks its tail: a state counts only
+    if more than H rewards (its own included) precede the cut, H = ceil(log 0.01 / log gamma)
+    (459 at 0.99), so the missing tail weighs < 1% of the discounting (one state more than the
+    bound needs; kept so that cached results stay valid). States of terminated episodes all
+    count.
+    """
+    zeros = np.zeros(len(batch))
+    from pgclaims.gae import discounted_returns
+
+    returns = discounted_returns(batch.rewards, zeros, batch.ends, gamma)
+    horizon = int(np.ceil(np.log(0.01) / np.log(gamma)))
+    usable = np.ones(len(batch), bool)
+    steps_left = 0
+    cut = False
+    for t in range(len(batch) - 1, -1, -1):
+        if batch.ends[t]:
+            steps_left, cut = 0, bool(batch.truncated[t])
+        steps_left += 1
+        usable[t] = (not cut) or steps_left > horizon
+    return returns, usable
+
+
+def fit_true_value(agent: Agent, batches: list[Batch], seed: int, epochs: int = 30,
+                   lr: float = 1e-3, minibatch: int = 256) -> tuple[ValueNet, dict[str, Any]]:
+    """A fresh value net fit to Monte Carlo returns of the current policy (Figure 4's "true
+    value"), on samples disjoint from the gradient estimates."""
+    parts = [usable_returns(b, agent.hyper.gamma) for b in batches]
+    return _fit_returns([p.obs for p in parts], [p.returns for p in parts], seed, epochs, lr,
+                        minibatch)
+
+
+def _fit_returns(obs: list[np.ndarray], targets: list[np.ndarray], seed: int, epochs: int = 30,
+                 lr: float = 1e-3, minibatch: int = 256) -> tuple[ValueNet, dict[str, Any]]:
+    x = torch.from_numpy(np.concatenate(obs))
+    y = torch.from_numpy(np.concatenate(targets)).float()
+    torch.manual_seed(seed)
+    net = ValueNet(x.shape[1])
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    rng = rng_for(seed, 91)
+    for _ in range(epochs):
+        perm = torch.from_numpy(rng.permutation(len(x)))
+        for s in range(0, len(x), minibatch):
+            idx = perm[s : s + minibatch]
+            loss = (net(x[idx]) - y[idx]).pow(2).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    with torch.no_grad():
+        mse = float((net(x) - y).pow(2).mean())
+    return net, {"true_value_pairs": int(len(x)), "true_value_fit_mse": mse, "epochs": epochs}
+
+
+@dataclass
+class UsableReturns:
+    """A chunk reduced to what the true-value fit needs, and its batch statistics."""
+
+    obs: np.ndarray
+    returns: np.ndarray
+    trajectories: int
+    episode_returns: np.ndarray
+
+
+def usable_returns(batch: Batch, gamma: float) -> UsableReturns:
+    ret, ok = mc_returns(batch, gamma)
+    return UsableReturns(batch.obs[ok], ret[ok], batch.n_trajectories, batch.episode_returns)
+
+
+@dataclass
+class ChunkSummary:
+    """A chunk reduced to gradient statistics per baseline, and its batch statistics."""
+
+    stats: dict[str, GradStats]
+    trajectories: int
+    episode_returns: np.ndarray
+
+
+class GradReducer:
+    """``reducer(batch, baselines)``: the chunk's :class:`GradStats` under each baseline.
+
+    "valuenet" and "true" use GAE advantages from the agent's value net or the true-value net;
+    "zero" uses discounted returns (reduce with ``center=False``)."""
+
+    def __init__(self, agent: Agent, true_net: ValueNet | None = None) -> None:
+        self.hyper = agent.hyper
+        self.value = agent.value
+        self.true_net = true_net
+        self.policy64 = copy.deepcopy(agent.policy).double()
+
+    def __call__(self, batch: Batch, baselines: tuple[str, ...]) -> ChunkSummary:
+        hp = self.hyper
+        out = {}
+        for name in baselines:
+            value = self.true_net if name == "true" else self.value
+            if value is None:
+                raise ValueError("the 'true' baseline needs a true-value net")
+            adv = advantages(value, batch, hp.gamma, hp.gae_lambda,
+                             "zero" if name == "zero" else "valuenet").raw
+            out[name] = chunk_stats(self.policy64, batch, adv)
+        return ChunkSummary(out, batch.n_trajectories, batch.episode_returns)
+
+
+def pooled_stats(agent: Agent, n: int, rng_path: tuple[int, ...], seed: int,
+                 workers: int | None = None) -> GradStats:
+    """Value-net-baseline statistics of ``ceil(n / CHUNK)`` chunks seeded (seed, *rng_path, c).
+
+    Chunks are reduced as they arrive, so memory does not grow with ``n``; ``.estimate()`` of
+    the result is a true gradient of eq. (1) from ``n`` (rounded up to whole chunks) pairs."""
+    reduce = GradReducer(agent)
+    jobs = [(CHUNK, (*rng_path, c), ("valuenet",)) for c in range(-(-n // CHUNK))]
+    total = GradStats.zeros(_n_params(reduce.policy64))
+    with closing(chunk_map(agent, reduce, jobs, seed, workers)) as results:
+        for summary in results:
+            total = total + summary.stats["valuenet"]
+    return total
+
+
+def _n_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@dataclass
+class GradientStudy:
+    """Figures 1, 2 and 4 for one checkpoint, plus batch statistics of the same samples."""
+
+    n: np.ndarray
+    """N (state-action pairs) of each estimate, shape (k,)."""
+    pairwise: dict[str, np.ndarray]
+    """Per baseline, (k, repeats): estimate i's mean cosine with the other estimates at N."""
+    true_cos: np.ndarray
+    """(k, repeats): cosine of estimate i (value-net baseline) with its true gradient."""
+    trajectories: np.ndarray
+    """Trajectories (complete or cut) in each 2048-pair chunk sampled."""
+    episode_returns: np.ndarray
+    """Raw undiscounted returns of the complete episodes in those chunks."""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def at(self, n: int) -> int:
+        hits = np.flatnonzero(self.n == n)
+        if not len(hits):
+            raise KeyError(f"N={n} not measured; have {self.n.tolist()}")
+        return int(hits[0])
+
+
+def gradient_study(agent: Agent, n_grid: tuple[int, ...], repeats: int, true_grad_n: int,
+                   true_value_n: int, seed: int, progress: Any = None,
+                   workers: int | None = None) -> GradientStudy:
+    """Run the protocol in the module docstring. ``progress(msg)`` is called per stream.
+
+    ``workers``: processes sampling chunks (default :func:`parallel.default_workers`); the
+    result does not depend on it."""
+    torch.set_num_threads(1)
+    small = sorted(n for n in n_grid if n < CHUNK)
+    big = sorted({-(-n // CHUNK) * CHUNK for n in n_grid if n >= CHUNK})
+    n_max = big[-1] if big else CHUNK
+    trajectories: list[int] = []
+    returns: list[np.ndarray] = []
+    pairs = 0
+
+    true_net, true_meta = None, {}
+    if true_value_n:
+        jobs = [(CHUNK, (2, c), agent.hyper.gamma) for c in range(-(-true_value_n // CHUNK))]
+        parts = list(chunk_map(agent, usable_returns, jobs, seed, workers))
+        pairs += CHUNK * len(jobs)
+        true_net, true_meta = _fit_returns([p.obs for p in parts], [p.returns for p in parts],
+                                           seed)
+        trajectories += [p.trajectories for p in parts]
+        returns += [p.episode_returns for p in parts]
+        del parts
+
+    reduce = GradReducer(agent, true_net)
+    dim = _n_params(reduce.policy64)
+    names = tuple(b for b in BASELINES if b != "true" or true_net is not None)
+    extra_n = max(0, true_grad_n - (repeats - 1) * n_max)
+    jobs = []
+    for i in range(repeats):
+        jobs += [(n, (0, i, k), names) for k, n in enumerate(small)]
+        jobs += [(CHUNK, (1, i, c), names) for c in range(n_max // CHUNK)]
+    jobs += [(CHUNK, (3, c), ("valuenet",)) for c in range(-(-extra_n // CHUNK))]
+
+    est = {b: np.zeros((len(small) + len(big), repeats, dim)) for b in names}
+    pools: list[GradStats] = []
+    extra = GradStats.zeros(dim)
+    with closing(chunk_map(agent, reduce, jobs, seed, workers)) as results:
+        for i in range(repeats):
+            for k, n in enumerate(small):
+                s = next(results).stats
+                pairs += n
+                for b in names:
+                    est[b][k, i] = s[b].estimate(center=b != "zero")
+            acc = {b: GradStats.zeros(dim) for b in names}
+            for c in range(n_max // CHUNK):
+                chunk = next(results)
+                pairs += CHUNK
+                trajectories.append(chunk.trajectories)
+                returns.append(chunk.episode_returns)
+                acc = {b: acc[b] + chunk.stats[b] for b in names}
+                n_now = (c + 1) * CHUNK
+                if n_now in big:
+                    k = len(small) + big.index(n_now)
+                    for b in names:
+                        est[b][k, i] = acc[b].estimate(center=b != "zero")
+            pools.append(acc["valuenet"])
+            if progress:
+                progress(f"gradient stream {i + 1}/{repeats} ({pairs} pairs)")
+        for chunk in results:
+            pairs += CHUNK
+            extra = extra + chunk.stats["valuenet"]
+    total = sum(pools[1:], pools[0]) + extra
+    true_cos = np.zeros((len(small) + len(big), repeats))
+    for i in range(repeats):
+        others = GradStats(total.s_ga - pools[i].s_ga, total.s_g - pools[i].s_g,
+                           total.s_a - pools[i].s_a, total.s_a2 - pools[i].s_a2,
+                           total.n - pools[i].n)
+        g_true = others.estimate()
+        for k in range(len(small) + len(big)):
+            true_cos[k, i] = cosine(est["valuenet"][k, i], g_true)
+    return GradientStudy(
+        n=np.asarray(small + big),
+        pairwise={b: np.stack([loo_pairwise(est[b][k]) for k in range(len(small) + len(big))])
+                  for b in names},
+        true_cos=true_cos,
+        trajectories=np.asarray(trajectories),
+        episode_returns=np.concatenate(returns) if returns else np.zeros(0),
+        meta={
+            "true_gradient": "leave-one-pool-out: the other streams' full pools plus a shared "
+                             "extra pool, disjoint from the estimate",
+            "true_grad_pairs": int(total.n - n_max),
+            "extra_pool_pairs": int(extra.n),
+            "pairs_sampled": int(pairs),
+            "n_params": int(dim),
+            **true_meta,
+        },
+    )

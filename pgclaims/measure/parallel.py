@@ -1,0 +1,101 @@
+"""Chunk-level process parallelism for the frozen sampler.
+
+A chunk depends only on its rng path (:func:`pgclaims.measure.sampler.rng_for`), so a list of
+chunk jobs can be spread over forked worker processes, each holding the agent (inherited at the
+fork) and its own environment. A worker reduces its chunk with the caller's ``reduce`` before
+sending anything back, so what crosses processes is a chunk's statistics, never its batch.
+Results come back in job order and are combined by the caller in that order: the numbers are
+bit-identical to the serial path and independent of the number of workers.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, TypeVar
+
+import torch
+
+from pgclaims.agent import Agent
+from pgclaims.measure.sampler import FrozenSampler, rng_for
+from pgclaims.rollout import Batch
+
+R = TypeVar("R")
+
+Job = tuple[int, tuple[int, ...], Any]
+"""(pairs, rng path, argument passed to ``reduce``): one batch and what to do with it."""
+
+_STATE: dict[str, Any] = {}
+"""What a forked worker inherits: the agent, the reduce function and the seed."""
+
+
+def default_workers() -> int:
+    """Worker processes when the caller does not say: 1 inside a pytest-xdist worker (xdist
+    already occupies the cores), else ``PGCLAIMS_WORKERS`` if set, else every core."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return 1
+    env = os.environ.get("PGCLAIMS_WORKERS", "").strip()
+    if env:
+        try:
+            workers = int(env)
+        except ValueError:
+            raise ValueError(f"PGCLAIMS_WORKERS={env!r}: expected a positive integer") from None
+        if workers < 1:
+            raise ValueError(f"PGCLAIMS_WORKERS={env!r}: expected a positive integer")
+        return workers
+    return os.cpu_count() or 1
+
+
+def resolve_workers(workers: int | None) -> int:
+    if workers is None:
+        return default_workers()
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    return workers
+
+
+def _init_worker() -> None:
+    torch.set_num_threads(1)
+    _STATE["sampler"] = FrozenSampler(_STATE["agent"])
+
+
+def _run(job: Job) -> Any:
+    n, path, arg = job
+    batch = _STATE["sampler"].batch(n, rng_for(_STATE["seed"], *path))
+    return _STATE["reduce"](batch, arg)
+
+
+def chunk_map(agent: Agent, reduce: Callable[[Batch, Any], R], jobs: Sequence[Job], seed: int,
+              workers: int | None = None) -> Iterator[R]:
+    """``reduce(batch, arg)`` for each job's batch, yielded in job order as they complete.
+
+    With ``workers`` > 1 the batches are drawn and reduced in a pool of forked processes;
+    ``reduce`` (and everything it refers to) is inherited at the fork, so it need not pickle,
+    but its result must. Consume the iterator to the end (or close it) to release the pool.
+    """
+    workers = min(resolve_workers(workers), max(len(jobs), 1))
+    if workers == 1:
+        torch.set_num_threads(1)
+        sampler = FrozenSampler(agent)
+        try:
+            for n, path, arg in jobs:
+                yield reduce(sampler.batch(n, rng_for(seed, *path)), arg)
+        finally:
+            sampler.close()
+        return
+    if _STATE:
+        raise RuntimeError("chunk_map pools do not nest: consume one before starting another")
+    _STATE.update(agent=agent, reduce=reduce, seed=seed)
+    ctx = multiprocessing.get_context("fork")
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker)
+    try:
+        # With fork, the executor starts every worker at the first submit, so _STATE has been
+        # inherited once map() returns. A worker that dies raises BrokenProcessPool here.
+        results = pool.map(_run, jobs)
+        _STATE.clear()
+        yield from results
+    finally:
+        _STATE.clear()
+        pool.shutdown(wait=True, cancel_futures=True)
