@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from pgclaims.hyper import check_common
 from pgclaims.networks import GaussianPolicy
 
 TABLE1_PPO: dict[str, dict[str, float]] = {
@@ -63,13 +64,7 @@ class PPOConfig:
     """Adam epsilon (authors' code)."""
 
     def __post_init__(self) -> None:
-        if self.steps_per_iteration < self.minibatches:
-            raise ValueError(
-                f"steps_per_iteration ({self.steps_per_iteration}) must be at least minibatches "
-                f"({self.minibatches}): each minibatch needs at least one state-action pair"
-            )
-        if self.baseline not in ("valuenet", "zero"):
-            raise ValueError(f"baseline must be 'valuenet' or 'zero', got {self.baseline!r}")
+        check_common(self)
 
     @classmethod
     def for_env(cls, env_id: str, **overrides: object) -> PPOConfig:
