@@ -504,6 +504,18 @@ _SIDE = {  # direction -> (claim side, other side), as "lies entirely ..." phras
 }
 
 
+def _side_outcome(claim: bool, other: bool, ci: str, direction: str, sthr: str,
+                  straddle: str) -> tuple[Outcome, str]:
+    """The outcome of an interval that lies on the claim's side, the other side, or neither."""
+    if claim:
+        outcome, reason = Outcome.REPRODUCED, f"{ci} lies entirely {_SIDE[direction][0]}"
+    elif other:
+        outcome, reason = Outcome.REFUTED, f"{ci} lies entirely {_SIDE[direction][1]}"
+    else:
+        outcome, reason = Outcome.INCONCLUSIVE, f"{ci} {straddle}"
+    return outcome, reason + f" the threshold {sthr}"
+
+
 def decide(
     interval: Interval | None,
     threshold: float,
@@ -535,13 +547,7 @@ def decide(
         ">": (lo > threshold, hi <= threshold),
         "<=": (hi <= threshold, lo > threshold),
     }[direction]
-    if claim:
-        outcome, reason = Outcome.REPRODUCED, f"{ci} lies entirely {_SIDE[direction][0]}"
-    elif other:
-        outcome, reason = Outcome.REFUTED, f"{ci} lies entirely {_SIDE[direction][1]}"
-    else:
-        outcome, reason = Outcome.INCONCLUSIVE, f"{ci} straddles"
-    reason += f" the threshold {sthr}"
+    outcome, reason = _side_outcome(claim, other, ci, direction, sthr, "straddles")
     if outcome is Outcome.INCONCLUSIVE:
         reason += f" (claim: statistic {direction} {sthr}; estimate {_fmt(est)})"
     return Verdict(outcome, est, (lo, hi), threshold, direction, reason, p)
@@ -668,13 +674,7 @@ def crossing_verdict(
     }[direction]
     ci = f"{confidence_level * 100:g}% interval of the crossing N [{low_end}, {high_end}]"
     sthr = _fmt(threshold)
-    if claim:
-        outcome, reason = Outcome.REPRODUCED, f"{ci} lies entirely {_SIDE[direction][0]}"
-    elif other:
-        outcome, reason = Outcome.REFUTED, f"{ci} lies entirely {_SIDE[direction][1]}"
-    else:
-        outcome, reason = Outcome.INCONCLUSIVE, f"{ci} is not on one side of"
-    reason += f" the threshold {sthr}"
+    outcome, reason = _side_outcome(claim, other, ci, direction, sthr, "is not on one side of")
     if outcome is Outcome.INCONCLUSIVE:
         notes = {
             "right": f"the curve never reaches the level by N_max = {_fmt(high_end.n)}",
