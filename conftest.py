@@ -1,1 +1,1 @@
-pytest_plugins = ["pgclaims.plugin"]
+pytest_plugins = ["pgclaims.suite.plugin", "pgclaims.report.plugin"]

@@ -29,12 +29,12 @@ import gymnasium as gym
 import pytest
 import torch
 
-from pgclaims.agent import Agent, TrainConfig, make_agent
-from pgclaims.fixtures import FixtureError, load
+from pgclaims.agents.agent import Agent, TrainConfig, make_agent
+from pgclaims.agents.fixtures import FixtureError, load
+from pgclaims.agents.rollout import Batch
 from pgclaims.measure.gradients import gradient_study
 from pgclaims.measure.parallel import chunk_map
 from pgclaims.measure.sampler import CHUNK
-from pgclaims.rollout import Batch
 
 WORKERS = 2
 SEED = 7

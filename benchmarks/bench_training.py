@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import torch
 
-from pgclaims.agent import TrainConfig, iterate, make_agent
-from pgclaims.envs import make_env
+from pgclaims.agents.agent import TrainConfig, iterate, make_agent
+from pgclaims.agents.envs import make_env
 
 ENVS = ("Hopper-v5", "Humanoid-v5")
 PAIRS = 2048

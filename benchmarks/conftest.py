@@ -22,7 +22,7 @@ RATIOS: list[tuple[str, str]] = []
 
 @pytest.fixture(autouse=True, scope="session")
 def _one_thread() -> None:
-    """One torch thread for both sides, as ``pgclaims.train`` runs."""
+    """One torch thread for both sides, as ``pgclaims.agents.train`` runs."""
     torch.set_num_threads(1)
 
 

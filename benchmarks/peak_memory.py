@@ -22,9 +22,9 @@ import time
 
 import torch
 
-from pgclaims.agent import TrainConfig, make_agent
-from pgclaims.envs import make_env
-from pgclaims.fixtures import FixtureError, load
+from pgclaims.agents.agent import TrainConfig, make_agent
+from pgclaims.agents.envs import make_env
+from pgclaims.agents.fixtures import FixtureError, load
 from pgclaims.measure.gradients import pooled_stats
 from pgclaims.measure.parallel import resolve_workers
 

@@ -16,7 +16,7 @@ import pytest
 from pgclaims import measure
 
 try:
-    from pgclaims.progress import progress as _progress
+    from pgclaims.suite.progress import progress as _progress
 except ImportError:  # pragma: no cover - the plugin provides it
     def _progress(msg: str) -> None:
         import sys
@@ -73,9 +73,9 @@ class Study:
         trained once into the cache under a lock; a completed run is just reloaded."""
         from filelock import FileLock
 
-        from pgclaims.agent import TrainConfig
+        from pgclaims.agents.agent import TrainConfig
+        from pgclaims.agents.train import train
         from pgclaims.measure.cache import cache_dir
-        from pgclaims.train import train
 
         cfg = TrainConfig.create(env, algo, seed, self.scale.iterations, (), **overrides)
         run_dir = cache_dir().parent / "ablations" / cfg.key()

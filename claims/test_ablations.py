@@ -35,7 +35,7 @@ def test_needed_for_reward(study, verdict, env, algo):
 
 @pytest.mark.claim("regime.more_samples_lower_lr")
 def test_more_samples_lower_lr(study, verdict, env, algo):
-    from pgclaims.agent import TrainConfig
+    from pgclaims.agents.agent import TrainConfig
 
     grid = study.scale.lr_grid
     """Multipliers of the Table 1 value: PPO's Adam LR, or TRPO's KL bound (its step size)."""

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from pgclaims.agent import ALGOS, TrainConfig
+from pgclaims.agents.agent import ALGOS, TrainConfig
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -59,7 +59,7 @@ def _config(args: argparse.Namespace) -> TrainConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from pgclaims.train import train
+    from pgclaims.agents.train import train
 
     config = _config(args)
     out = args.out or f"runs/{config.env_id}-{config.algo}-s{config.seed}-{config.key()[:8]}"
@@ -70,7 +70,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_fixtures(args: argparse.Namespace) -> int:
-    from pgclaims import fixtures
+    from pgclaims.agents import fixtures
 
     if args.fixtures_cmd == "list":
         print(fixtures.describe())
@@ -86,9 +86,10 @@ def cmd_measure(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from pgclaims import checkpoint, fixtures, measure
+    from pgclaims import measure
+    from pgclaims.agents import checkpoint, fixtures
     from pgclaims.measure.cache import to_json
-    from pgclaims.scales import get_scale
+    from pgclaims.suite.scales import get_scale
 
     if args.checkpoint:
         agent = checkpoint.load(args.checkpoint)
@@ -114,7 +115,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
     if args.out:
         from pathlib import Path
 
-        from pgclaims.train import write_json
+        from pgclaims.agents.train import write_json
 
         write_json(Path(args.out), out)
     return 0

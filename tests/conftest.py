@@ -22,10 +22,10 @@ import torch
 from hypothesis import HealthCheck, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
-from pgclaims.agent import Agent, TrainConfig, advantages, make_agent
-from pgclaims.envs import make_env
-from pgclaims.rollout import collect
-from pgclaims.train import train
+from pgclaims.agents.agent import Agent, TrainConfig, advantages, make_agent
+from pgclaims.agents.envs import make_env
+from pgclaims.agents.rollout import collect
+from pgclaims.agents.train import train
 
 settings.register_profile(
     "pgclaims",
@@ -52,7 +52,7 @@ TINY_STEPS = 256
 
 @pytest.fixture(autouse=True, scope="session")
 def _one_thread() -> None:
-    """One torch thread, as :func:`pgclaims.train.train` uses: the machine is shared."""
+    """One torch thread, as :func:`pgclaims.agents.train.train` uses: the machine is shared."""
     torch.set_num_threads(1)
 
 

@@ -21,7 +21,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from pgclaims.networks import GaussianPolicy
+from pgclaims.agents.networks import GaussianPolicy
 
 BANDIT = "pgclaims-test/Bandit-v0"
 OBS = np.array([0.5, -1.0, 2.0])

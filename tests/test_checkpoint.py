@@ -19,11 +19,11 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 import pgclaims
-from pgclaims import checkpoint
-from pgclaims.agent import Agent, TrainConfig, iterate, make_agent
-from pgclaims.checkpoint import BATCH_FIELDS, CheckpointError
-from pgclaims.envs import make_env
-from pgclaims.rollout import Batch
+from pgclaims.agents import checkpoint
+from pgclaims.agents.agent import Agent, TrainConfig, iterate, make_agent
+from pgclaims.agents.checkpoint import BATCH_FIELDS, CheckpointError
+from pgclaims.agents.envs import make_env
+from pgclaims.agents.rollout import Batch
 
 PACKAGE = Path(pgclaims.__file__).parent
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pgclaims.claims import all_claims
+from pgclaims.suite.claims import all_claims
 
 ROOT = Path(__file__).resolve().parent.parent
 VERDICTS = {"REPRODUCED", "REFUTED", "INCONCLUSIVE"}

@@ -1,7 +1,8 @@
 """GAE and returns against explicit sums over random episode layouts.
 
 The reference below is deliberately the textbook double sum, not the backward recursion of
-:mod:`pgclaims.gae`: A_t = sum_k (gamma lam)^k delta_{t+k} up to the end of t's trajectory, with
+:mod:`pgclaims.agents.gae`: A_t = sum_k (gamma lam)^k delta_{t+k} up to the end of t's
+trajectory, with
 delta_t = r_t + gamma V(s_{t+1}) - V(s_t), V(s_{t+1}) = 0 after a terminal step and the value of
 the stored final observation after a truncated one.
 """
@@ -15,12 +16,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pgclaims.gae import discounted_returns, gae, next_values
+from pgclaims.agents.gae import discounted_returns, gae, next_values
 
 
 @dataclass
 class Layout:
-    """Trajectories laid end to end, as in a :class:`pgclaims.rollout.Batch`."""
+    """Trajectories laid end to end, as in a :class:`pgclaims.agents.rollout.Batch`."""
 
     rewards: np.ndarray
     values: np.ndarray

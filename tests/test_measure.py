@@ -24,8 +24,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from pgclaims import measure
-from pgclaims.agent import Agent, TrainConfig, advantages, make_agent
-from pgclaims.envs import make_env
+from pgclaims.agents.agent import Agent, TrainConfig, advantages, make_agent
+from pgclaims.agents.envs import make_env
+from pgclaims.agents.networks import flat_grad
+from pgclaims.agents.rollout import Batch, collect
 from pgclaims.measure import cache, parallel
 from pgclaims.measure.gradients import (
     GradStats,
@@ -35,13 +37,12 @@ from pgclaims.measure.gradients import (
     gradient_study,
     loo_pairwise,
     mc_returns,
+    mean_pairwise_cosine,
     pooled_stats,
 )
 from pgclaims.measure.landscape import landscape, step_study
 from pgclaims.measure.sampler import CHUNK, FrozenSampler, rng_for
 from pgclaims.measure.value import mre, value_error
-from pgclaims.networks import flat_grad
-from pgclaims.rollout import Batch, collect
 
 SEED = 20200101
 GAMMA = 0.99
@@ -522,3 +523,43 @@ def test_default_workers(monkeypatch: pytest.MonkeyPatch) -> None:
         parallel.default_workers()
     with pytest.raises(ValueError, match="workers"):
         parallel.resolve_workers(0)
+
+
+# ---------------------------------------------------------------------------------------------
+# mean_pairwise_cosine (the kernel behind the pairwise-cosine claims)
+
+finite = st.floats(-1e3, 1e3, allow_nan=False).filter(lambda x: x == 0 or abs(x) > 1e-3)
+matrices = hnp.arrays(np.float64, st.tuples(st.integers(2, 6), st.integers(1, 5)), elements=finite)
+
+
+@given(matrices, st.lists(st.floats(1e-3, 1e3), min_size=6, max_size=6))
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+def test_cosine_invariant_to_positive_row_scaling(v: np.ndarray, scales: list[float]) -> None:
+    if np.any(np.all(v == 0, axis=1)):
+        with pytest.raises(ValueError, match="zero vector"):
+            mean_pairwise_cosine(v)
+        return
+    scaled = v * np.array(scales[: len(v)])[:, None]
+    c = mean_pairwise_cosine(v)
+    assert -1.0 <= c <= 1.0
+    assert mean_pairwise_cosine(scaled) == pytest.approx(c, abs=1e-9)
+
+
+@given(hnp.arrays(np.float64, st.integers(1, 8), elements=finite), st.integers(2, 7))
+@settings(max_examples=100, deadline=None, derandomize=True, database=None)
+def test_cosine_of_identical_rows_is_one(row: np.ndarray, n: int) -> None:
+    if np.all(row == 0):
+        return
+    assert mean_pairwise_cosine(np.tile(row, (n, 1))) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_cosine_known_values_and_errors() -> None:
+    assert mean_pairwise_cosine(np.eye(3)) == 0.0
+    assert mean_pairwise_cosine(np.array([[1.0, 0.0], [-2.0, 0.0]])) == pytest.approx(-1.0)
+    # pairs: (a,b)=1/sqrt2, (a,c)=0, (b,c)=1/sqrt2
+    v = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 3.0]])
+    assert mean_pairwise_cosine(v) == pytest.approx(2 / (3 * math.sqrt(2)))
+    with pytest.raises(ValueError, match="2 rows"):
+        mean_pairwise_cosine(np.ones((1, 3)))
+    with pytest.raises(ValueError, match="zero vector"):
+        mean_pairwise_cosine(np.array([[1.0, 2.0], [0.0, 0.0]]))

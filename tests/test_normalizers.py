@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from pgclaims.envs import OBS_CLIP, REWARD_CLIP, ObsNormalizer, RewardScaler, RunningMeanStd
+from pgclaims.agents.envs import OBS_CLIP, REWARD_CLIP, ObsNormalizer, RewardScaler, RunningMeanStd
 
 EPS = 1e-8
 """The normalizers' guard against a zero std."""

@@ -11,12 +11,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pgclaims import claims as claims_mod
-from pgclaims import progress as progress_mod
-from pgclaims.claims import CLAIMS, Claim, get, register, unregister
-from pgclaims.plugin_agents import AgentStore
-from pgclaims.results import plain, seed_for
-from pgclaims.scales import SCALES, get_scale
+from pgclaims.suite import claims as claims_mod
+from pgclaims.suite import progress as progress_mod
+from pgclaims.suite.agents import AgentStore
+from pgclaims.suite.claims import CLAIMS, Claim, get, register, unregister
+from pgclaims.suite.results import plain, seed_for
+from pgclaims.suite.scales import SCALES, get_scale
 
 pytest_plugins = ["pytester"]
 
@@ -163,7 +163,7 @@ def test_missing_fixture_names_the_training_command(tmp_path: Path,
 
 def test_failed_training_fails_fast_in_the_same_run(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    import pgclaims.train
+    import pgclaims.agents.train
 
     calls = []
 
@@ -171,7 +171,7 @@ def test_failed_training_fails_fast_in_the_same_run(tmp_path: Path,
         calls.append(config)
         raise RuntimeError("the policy diverged")
 
-    monkeypatch.setattr(pgclaims.train, "train", broken)
+    monkeypatch.setattr(pgclaims.agents.train, "train", broken)
     scale = get_scale("smoke")
     with pytest.raises(RuntimeError, match="the policy diverged"):
         AgentStore(scale, tmp_path, "run-1").get("Hopper-v5", "ppo", 0, 9)
@@ -200,8 +200,8 @@ def test_training_source_trains_once(tmp_path: Path) -> None:
 # The plugin on toy claims
 
 TOY_CONFTEST = """
-pytest_plugins = ["pgclaims.plugin"]
-from pgclaims.claims import Claim, register
+pytest_plugins = ["pgclaims.suite.plugin", "pgclaims.report.plugin"]
+from pgclaims.suite.claims import Claim, register
 
 register(Claim("toy.low", "Toy", "The toy is low.", "mean of agent means", "<", 0.5, "Fig 0"))
 register(Claim("toy.high", "Toy", "The toy is high.", "mean of agent means", ">", 0.5, "Fig 0",
@@ -477,7 +477,7 @@ def test_forgot_checkpoint(env, algo, verdict):
 
 
 def test_plugin_is_inert_without_claims_tests(pytester: pytest.Pytester) -> None:
-    pytester.makeconftest('pytest_plugins = ["pgclaims.plugin"]')
+    pytester.makeconftest('pytest_plugins = ["pgclaims.suite.plugin", "pgclaims.report.plugin"]')
     pytester.makepyfile(test_lib="def test_ok():\n    pass\n")
     result = pytester.runpytest("-p", "no:cacheprovider")
     assert _outcomes(result) == {"passed": 1}
@@ -500,9 +500,9 @@ def test_under_xdist(toy: pytest.Pytester) -> None:
 
 
 AGENT_CONFTEST = """
-pytest_plugins = ["pgclaims.plugin"]
-from pgclaims.claims import Claim, register
-from pgclaims.scales import get_scale, register_scale
+pytest_plugins = ["pgclaims.suite.plugin", "pgclaims.report.plugin"]
+from pgclaims.suite.claims import Claim, register
+from pgclaims.suite.scales import get_scale, register_scale
 
 register(Claim("toy.trained", "Toy", "The agent trained.", "iteration", ">", 0, "Fig 0"))
 register_scale(get_scale("smoke").override(name="tiny", iterations=1, seeds=(0,),
@@ -525,7 +525,7 @@ def test_trained(env, algo, agents, verdict):
 @pytest.mark.slow
 def test_workers_share_one_training_run(pytester: pytest.Pytester,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    from pgclaims.scales import unregister_scale
+    from pgclaims.suite.scales import unregister_scale
 
     monkeypatch.delenv("PGCLAIMS_CACHE", raising=False)
     pytester.makeconftest(AGENT_CONFTEST)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from pgclaims.networks import flat_params
-from pgclaims.ppo import PPOConfig, clipped_surrogate, policy_update
+from pgclaims.agents.networks import flat_params
+from pgclaims.agents.ppo import PPOConfig, clipped_surrogate, policy_update
 
 if TYPE_CHECKING:
     from conftest import PolicyBatch

@@ -400,3 +400,15 @@ def test_multiple_testing_columns_are_holm_and_bh_of_the_family(page: str,
     for row, h, bh in zip(rows, holm(p), benjamini_hochberg(p), strict=True):
         cells = re.findall(r"<td[^>]*>([^<]*)</td>", row)
         assert cells[2:4] == [num(h), num(bh)]
+
+
+def test_results_without_adjustments_say_so_instead_of_computing_them(
+        fixture_results: dict) -> None:
+    """The report shows the suite's Holm/BH values; it never computes them itself."""
+    doc = small(fixture_results, n_rows=len(fixture_results["results"]))
+    for row in doc["results"]:
+        row.pop("p_holm", None)
+        row.pop("p_bh", None)
+    html = build_page(doc)
+    assert "carries no Holm / Benjamini-Hochberg adjustments" in html
+    assert 'id="multiple-testing-table"' not in html

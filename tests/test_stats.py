@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 from scipy import stats as sps
 
 from pgclaims.stats import (
@@ -27,7 +26,6 @@ from pgclaims.stats import (
     decide,
     hierarchical_bootstrap,
     holm,
-    mean_pairwise_cosine,
     one_sided_p_value,
 )
 
@@ -179,46 +177,6 @@ def test_adjustments_are_monotone_and_bounded(p: list[float]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# mean_pairwise_cosine
-
-finite = st.floats(-1e3, 1e3, allow_nan=False).filter(lambda x: x == 0 or abs(x) > 1e-3)
-matrices = hnp.arrays(np.float64, st.tuples(st.integers(2, 6), st.integers(1, 5)), elements=finite)
-
-
-@given(matrices, st.lists(st.floats(1e-3, 1e3), min_size=6, max_size=6))
-@settings(max_examples=200, deadline=None, derandomize=True, database=None)
-def test_cosine_invariant_to_positive_row_scaling(v: np.ndarray, scales: list[float]) -> None:
-    if np.any(np.all(v == 0, axis=1)):
-        with pytest.raises(ValueError, match="zero vector"):
-            mean_pairwise_cosine(v)
-        return
-    scaled = v * np.array(scales[: len(v)])[:, None]
-    c = mean_pairwise_cosine(v)
-    assert -1.0 <= c <= 1.0
-    assert mean_pairwise_cosine(scaled) == pytest.approx(c, abs=1e-9)
-
-
-@given(hnp.arrays(np.float64, st.integers(1, 8), elements=finite), st.integers(2, 7))
-@settings(max_examples=100, deadline=None, derandomize=True, database=None)
-def test_cosine_of_identical_rows_is_one(row: np.ndarray, n: int) -> None:
-    if np.all(row == 0):
-        return
-    assert mean_pairwise_cosine(np.tile(row, (n, 1))) == pytest.approx(1.0, abs=1e-12)
-
-
-def test_cosine_known_values_and_errors() -> None:
-    assert mean_pairwise_cosine(np.eye(3)) == 0.0
-    assert mean_pairwise_cosine(np.array([[1.0, 0.0], [-2.0, 0.0]])) == pytest.approx(-1.0)
-    # pairs: (a,b)=1/sqrt2, (a,c)=0, (b,c)=1/sqrt2
-    v = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 3.0]])
-    assert mean_pairwise_cosine(v) == pytest.approx(2 / (3 * math.sqrt(2)))
-    with pytest.raises(ValueError, match="2 rows"):
-        mean_pairwise_cosine(np.ones((1, 3)))
-    with pytest.raises(ValueError, match="zero vector"):
-        mean_pairwise_cosine(np.array([[1.0, 2.0], [0.0, 0.0]]))
-
-
-# ---------------------------------------------------------------------------------------------
 # hierarchical_bootstrap: mechanics
 
 
@@ -319,9 +277,9 @@ def test_single_agent_dicts_give_welch_and_paired_t() -> None:
 
 
 def test_small_memory_budget_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    import pgclaims.stats as stats
+    import pgclaims.stats.intervals as intervals
 
-    monkeypatch.setattr(stats, "_CHUNK_BYTES", 1000)
+    monkeypatch.setattr(intervals, "_CHUNK_BYTES", 1000)
     units = [np.random.default_rng(i).normal(size=(10, 3)) for i in range(3)]
 
     def stat(us: list) -> np.ndarray:

@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 import torch
 
-from pgclaims import agent as agent_mod
-from pgclaims import checkpoint, fixtures
-from pgclaims import train as train_mod
-from pgclaims.agent import TRAINING_VERSION, Agent, TrainConfig
-from pgclaims.checkpoint import CheckpointError
+from pgclaims.agents import agent as agent_mod
+from pgclaims.agents import checkpoint, fixtures
+from pgclaims.agents import train as train_mod
+from pgclaims.agents.agent import TRAINING_VERSION, Agent, TrainConfig
+from pgclaims.agents.checkpoint import CheckpointError
+from pgclaims.agents.fixtures import FixtureError
+from pgclaims.agents.train import RunDirError, train
 from pgclaims.cli import _config, build_parser
-from pgclaims.fixtures import FixtureError
-from pgclaims.train import RunDirError, train
 
 TIMINGS = ("sample_s", "total_s")
 

@@ -11,9 +11,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pgclaims import trpo
-from pgclaims.networks import flat_params
-from pgclaims.trpo import TRPOConfig, conjugate_gradient, mean_kl, policy_update
+from pgclaims.agents import trpo
+from pgclaims.agents.networks import flat_params
+from pgclaims.agents.trpo import TRPOConfig, conjugate_gradient, mean_kl, policy_update
 
 if TYPE_CHECKING:
     from conftest import PolicyBatch

@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from pgclaims.agent import Agent
+from pgclaims.agents.agent import Agent
 from pgclaims.measure import cache
 from pgclaims.measure.figures import figure_data
 from pgclaims.measure.gradients import GradientStudy, gradient_study

@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 import numpy as np
 from filelock import FileLock
 
-from pgclaims.agent import Agent
-from pgclaims.networks import flat_params
+from pgclaims.agents.agent import Agent
+from pgclaims.agents.networks import flat_params
 
 MEASURE_VERSION = 1
 """Bump when a change alters what a measurement returns for the same inputs."""

@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from pgclaims.agent import Agent, advantages
+from pgclaims.agents.agent import Agent, advantages
+from pgclaims.agents.networks import GaussianPolicy, ValueNet, flat_grad
+from pgclaims.agents.rollout import Batch
 from pgclaims.measure.parallel import chunk_map
 from pgclaims.measure.sampler import CHUNK, rng_for
-from pgclaims.networks import GaussianPolicy, ValueNet, flat_grad
-from pgclaims.rollout import Batch
 
 BASELINES = ("valuenet", "true", "zero")
 
@@ -77,7 +77,7 @@ def chunk_stats(policy64: GaussianPolicy, batch: Batch, adv: np.ndarray) -> Grad
 def direct_gradient(policy64: GaussianPolicy, batch: Batch, adv: np.ndarray,
                     center: bool = True) -> np.ndarray:
     """The same gradient by autograd on the normalized surrogate (reference for tests)."""
-    from pgclaims.agent import normalize
+    from pgclaims.agents.agent import normalize
 
     obs = torch.from_numpy(batch.obs).double()
     act = torch.from_numpy(batch.actions).double()
@@ -111,7 +111,7 @@ def mc_returns(batch: Batch, gamma: float) -> tuple[np.ndarray, np.ndarray]:
     count.
     """
     zeros = np.zeros(len(batch))
-    from pgclaims.gae import discounted_returns
+    from pgclaims.agents.gae import discounted_returns
 
     returns = discounted_returns(batch.rewards, zeros, batch.ends, gamma)
     horizon = int(np.ceil(np.log(0.01) / np.log(gamma)))
@@ -337,3 +337,22 @@ def gradient_study(agent: Agent, n_grid: tuple[int, ...], repeats: int, true_gra
             **true_meta,
         },
     )
+
+
+def mean_pairwise_cosine(vectors: np.ndarray) -> float:
+    """Mean cosine similarity over all pairs i < j of the rows of ``vectors`` (dimensionless).
+
+    Raises ValueError for fewer than 2 rows, a zero row or non-finite entries."""
+    v = np.asarray(vectors, dtype=np.float64)
+    if v.ndim != 2 or v.shape[0] < 2:
+        raise ValueError(f"need a 2-D array with at least 2 rows (vectors), got shape {v.shape}")
+    if not np.all(np.isfinite(v)):
+        raise ValueError("vectors contain non-finite entries")
+    scale = np.max(np.abs(v), axis=1, keepdims=True)
+    if np.any(scale == 0):
+        raise ValueError(f"zero vector in rows {np.flatnonzero(scale[:, 0] == 0).tolist()}")
+    u = v / scale  # guards the norm against overflow and underflow
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    gram = u @ u.T
+    i, j = np.triu_indices(len(u), k=1)
+    return float(np.clip(gram[i, j], -1.0, 1.0).mean())

@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from pgclaims import ppo, trpo
-from pgclaims.agent import Agent, advantages
+from pgclaims.agents import ppo, trpo
+from pgclaims.agents.agent import Agent, advantages
+from pgclaims.agents.networks import flat_params, set_flat_params
+from pgclaims.agents.rollout import Batch
 from pgclaims.measure.gradients import loo_pairwise
 from pgclaims.measure.sampler import CHUNK, FrozenSampler, mean_episode_return, perturbed, rng_for
-from pgclaims.networks import flat_params, set_flat_params
-from pgclaims.rollout import Batch
 
 
 @dataclass

@@ -18,9 +18,9 @@ from typing import Any, TypeVar
 
 import torch
 
-from pgclaims.agent import Agent
+from pgclaims.agents.agent import Agent
+from pgclaims.agents.rollout import Batch
 from pgclaims.measure.sampler import FrozenSampler, rng_for
-from pgclaims.rollout import Batch
 
 R = TypeVar("R")
 

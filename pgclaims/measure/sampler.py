@@ -1,8 +1,8 @@
 """Frozen sampling from a checkpoint: the policy and its normalizers exactly as saved.
 
-Each call of :meth:`FrozenSampler.batch` is one :func:`pgclaims.rollout.collect` from a fresh,
-seeded reset with the observation normalizer and the reward scale frozen, so any two batches
-are independent draws from the checkpoint's on-policy distribution, and a batch depends only on
+Each call of :meth:`FrozenSampler.batch` is one :func:`pgclaims.agents.rollout.collect`
+from a fresh, seeded reset with the observation normalizer and the reward scale frozen, so any
+two batches are independent draws from the checkpoint's on-policy distribution, and a batch depends only on
 its rng: chunks can be drawn in any order, by any process (:mod:`pgclaims.measure.parallel`).
 (At iteration 0 the saved observation normalizer has seen nothing and is the identity with
 clipping.)
@@ -16,10 +16,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from pgclaims.agent import Agent
-from pgclaims.envs import ObsNormalizer, RewardScaler, make_env
-from pgclaims.networks import GaussianPolicy, NumpyPolicy, flat_params, set_flat_params
-from pgclaims.rollout import Batch, collect
+from pgclaims.agents.agent import Agent
+from pgclaims.agents.envs import ObsNormalizer, RewardScaler, make_env
+from pgclaims.agents.networks import GaussianPolicy, NumpyPolicy, flat_params, set_flat_params
+from pgclaims.agents.rollout import Batch, collect
 
 CHUNK = 2048
 """Pairs per chunk: one training batch (Table 1), so a chunk is the training regime exactly."""
@@ -31,7 +31,8 @@ def rng_for(seed: int, *path: int) -> np.random.Generator:
 
 
 class FrozenObsNorm:
-    """:class:`pgclaims.envs.ObsNormalizer` with its statistics fixed: the same arithmetic, with
+    """:class:`pgclaims.agents.envs.ObsNormalizer` with its statistics fixed: the same
+    arithmetic, with
     the standard deviation computed once instead of at every step (it is ~10% of a step)."""
 
     def __init__(self, norm: ObsNormalizer) -> None:
@@ -48,7 +49,7 @@ class FrozenObsNorm:
 
 
 class FrozenRewardScaler:
-    """:class:`pgclaims.envs.RewardScaler` with its statistics fixed. Without updates the
+    """:class:`pgclaims.agents.envs.RewardScaler` with its statistics fixed. Without updates the
     running return never feeds back into the scale, so it is not tracked."""
 
     def __init__(self, scaler: RewardScaler) -> None:

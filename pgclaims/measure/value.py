@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from pgclaims.agent import Agent, advantages
+from pgclaims.agents.agent import Agent, advantages
+from pgclaims.agents.networks import ValueNet
+from pgclaims.agents.rollout import Batch
 from pgclaims.measure.gradients import mc_returns
 from pgclaims.measure.sampler import FrozenSampler, rng_for
-from pgclaims.networks import ValueNet
-from pgclaims.rollout import Batch
 
 REL_EPS = 0.01
 

@@ -1,8 +1,8 @@
 """The HTML report of a claims run: read results.json, render index.html, keep the history.
 
-The report never computes a claim statistic; it shows what the claims suite wrote
-(``docs/results-schema.md``) and adjusts the given p-values for multiple testing with
-``pgclaims.stats.holm`` and ``pgclaims.stats.benjamini_hochberg``.
+The report never computes a statistic: it shows what the claims suite wrote
+(``docs/results-schema.md``), the Holm and Benjamini-Hochberg adjustments included. It imports
+nothing else of pgclaims; :mod:`pgclaims.report.plugin` hooks it into a claims run.
 """
 
 from .command import main_report

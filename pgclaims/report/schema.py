@@ -131,6 +131,8 @@ ROW: Spec = {
     "statistic": (_nullable(NUM), True),
     "interval": (_nullable(INTERVAL), True),
     "p_value": (_nullable(PROB), True),
+    "p_holm": (_nullable(PROB), False),
+    "p_bh": (_nullable(PROB), False),
     "verdict": (_one_of(*VERDICTS), True),
     "reason": (STR, True),
     "n_agents": (_nullable(INT), False),

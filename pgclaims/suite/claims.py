@@ -46,7 +46,7 @@ class Claim:
     two, CLAIMS.md "Checkpoints") or "trained" (all but iteration 0)."""
     needs: tuple[str, ...] = ()
     """Scale capabilities the claim needs; "a+b" needs both a and b. A scale lacking one gives a
-    single INCONCLUSIVE test naming it (see :meth:`pgclaims.scales.Scale.lacks`)."""
+    single INCONCLUSIVE test naming it (see :meth:`pgclaims.suite.scales.Scale.lacks`)."""
     constants: Mapping[str, float] = field(default_factory=dict, hash=False)
     """Numbers that define the statistic (not the verdict), e.g. {"n": 2048} for "at 2K"."""
 

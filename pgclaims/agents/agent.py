@@ -1,6 +1,6 @@
 """An agent: networks, optimizers, normalizers and RNG, and one training iteration.
 
-The data flows one way: :func:`pgclaims.rollout.collect` -> :func:`advantages` ->
+The data flows one way: :func:`pgclaims.agents.rollout.collect` -> :func:`advantages` ->
 the algorithm's ``policy_update`` -> :func:`fit_value`.
 """
 
@@ -16,16 +16,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from pgclaims import ppo, trpo
-from pgclaims.envs import ObsNormalizer, RewardScaler, RunningMeanStd, make_env
-from pgclaims.gae import gae, next_values
-from pgclaims.networks import GaussianPolicy, ValueNet
-from pgclaims.rollout import Batch, collect
+from pgclaims.agents import ppo, trpo
+from pgclaims.agents.envs import ObsNormalizer, RewardScaler, RunningMeanStd, make_env
+from pgclaims.agents.gae import gae, next_values
+from pgclaims.agents.networks import GaussianPolicy, ValueNet
+from pgclaims.agents.rollout import Batch, collect
 
 TRAINING_VERSION = 1
 """Bump when a change alters what training produces for a given config (the sampler, an update
 rule, a normalizer, initialization). It is part of :meth:`TrainConfig.key`, so every committed
-fixture trained under the old semantics stops matching and ``pgclaims.fixtures.load`` asks for
+fixture trained under the old semantics stops matching and
+``pgclaims.agents.fixtures.load`` asks for
 a retrain instead of silently measuring a stale agent."""
 
 ALGOS = ("ppo", "trpo")

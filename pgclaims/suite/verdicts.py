@@ -1,6 +1,6 @@
 """The ``verdict`` fixture: one claims test asks the verdict engine once and reports the answer.
 
-The claim's threshold, direction and figure come from its record in :mod:`pgclaims.claims`
+The claim's threshold, direction and figure come from its record in :mod:`pgclaims.suite.claims`
 (found through the test's ``@pytest.mark.claim`` marker), never from the test body.
 REPRODUCED passes, REFUTED fails the test, INCONCLUSIVE raises :class:`Inconclusive`, which the
 plugin reports as its own outcome (neither a pass, a skip nor a failure).
@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from pgclaims import stats
-from pgclaims.claims import Claim
-from pgclaims.results import base_row, plain, row_of, seed_for, set_row
-from pgclaims.scales import Scale
+from pgclaims.suite.claims import Claim
+from pgclaims.suite.results import base_row, plain, row_of, seed_for, set_row
+from pgclaims.suite.scales import Scale
 
 RECORDED = pytest.StashKey[bool]()
 """Set on an item once its verdict is recorded."""

@@ -20,10 +20,10 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from pgclaims.agent import Agent, TrainConfig, make_agent
-from pgclaims.rollout import Batch
+from pgclaims.agents.agent import Agent, TrainConfig, make_agent
+from pgclaims.agents.rollout import Batch
 
-FORMAT = "pgclaims.checkpoint"
+FORMAT = "pgclaims.agents.checkpoint"
 FORMAT_VERSION = 1
 BATCH_FIELDS = ("obs", "actions", "rewards", "raw_rewards", "terminated", "truncated",
                 "final_obs", "episode_returns", "episode_lengths")

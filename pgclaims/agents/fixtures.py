@@ -7,8 +7,8 @@ Layout under ``fixtures/``::
     store/<key>/curve.json     per-iteration training metrics
     store/<key>/ckpt_NNNN.safetensors
 
-``<key>`` is :meth:`pgclaims.agent.TrainConfig.key`, a hash of the config and
-:data:`pgclaims.agent.TRAINING_VERSION`. Changing training semantics means bumping that
+``<key>`` is :meth:`pgclaims.agents.agent.TrainConfig.key`, a hash of the config and
+:data:`pgclaims.agents.agent.TRAINING_VERSION`. Changing training semantics means bumping that
 constant: every existing fixture then stops matching, and :func:`load` names the command that
 retrains it rather than measuring a stale agent.
 """
@@ -26,9 +26,9 @@ from typing import Any
 
 from filelock import FileLock
 
-from pgclaims import checkpoint
-from pgclaims.agent import TRAINING_VERSION, Agent, TrainConfig
-from pgclaims.train import ckpt_name, train, write_json
+from pgclaims.agents import checkpoint
+from pgclaims.agents.agent import TRAINING_VERSION, Agent, TrainConfig
+from pgclaims.agents.train import ckpt_name, train, write_json
 
 ROOT = Path(__file__).resolve().parent.parent / "fixtures"
 """The repository's fixture directory (override with the ``PGCLAIMS_FIXTURES`` variable)."""

@@ -1,6 +1,6 @@
 """PPO (Schulman et al., 2017) as configured in Table 1 of Ilyas et al. (2020).
 
-Code order follows A.1: normalized GAE advantages (computed in :mod:`pgclaims.agent`), then
+Code order follows A.1: normalized GAE advantages (computed in :mod:`pgclaims.agents.agent`), then
 ``epochs`` passes of minibatch Adam on the clipped surrogate (eq. 14 with clipping).
 """
 
@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pgclaims.hyper import check_common
-from pgclaims.networks import GaussianPolicy
+from pgclaims.agents.hyper import check_common
+from pgclaims.agents.networks import GaussianPolicy
 
 TABLE1_PPO: dict[str, dict[str, float]] = {
     "Humanoid-v5": {"policy_lr": 2.5e-4, "value_lr": 1e-4},
@@ -33,7 +33,7 @@ class PPOConfig:
       steps and bias the landscape and computed-step measurements toward small steps.
     - No value-loss clipping: not in the table.
     - We do keep two code-level choices the table is silent on: orthogonal initialization
-      (:mod:`pgclaims.networks`) and 32 minibatches per epoch for policy and value.
+      (:mod:`pgclaims.agents.networks`) and 32 minibatches per epoch for policy and value.
     """
 
     policy_lr: float

@@ -18,9 +18,9 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from pgclaims import checkpoint
-from pgclaims.agent import Agent, TrainConfig, iterate, make_agent
-from pgclaims.envs import make_env
+from pgclaims.agents import checkpoint
+from pgclaims.agents.agent import Agent, TrainConfig, iterate, make_agent
+from pgclaims.agents.envs import make_env
 
 
 class RunDirError(ValueError):

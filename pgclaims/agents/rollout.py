@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 
-from pgclaims.envs import ObsNormalizer, RewardScaler
-from pgclaims.networks import NumpyPolicy
+from pgclaims.agents.envs import ObsNormalizer, RewardScaler
+from pgclaims.agents.networks import NumpyPolicy
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Per-run hooks of the claims plugin: parametrization, outcomes, rows, and the end of the run.
 
-Registered by :func:`pgclaims.plugin.pytest_configure` as one object per pytest config, so that
-two sessions in one process (pytester) never share state.
+Registered by :func:`pgclaims.suite.plugin.pytest_configure` as one object per pytest config,
+so that two sessions in one process (pytester) never share state.
 """
 
 from __future__ import annotations
@@ -16,12 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pgclaims import claims as claims_mod
-from pgclaims import progress as progress_mod
-from pgclaims.claims import PARAMETERS, Claim
-from pgclaims.plugin_agents import AgentStore, cache_root, describe_source
-from pgclaims.plugin_verdict import RECORDED, Inconclusive, VerdictRecorder
-from pgclaims.results import (
+from pgclaims.suite import claims as claims_mod
+from pgclaims.suite import progress as progress_mod
+from pgclaims.suite.agents import AgentStore, cache_root, describe_source
+from pgclaims.suite.claims import PARAMETERS, Claim
+from pgclaims.suite.results import (
     base_row,
     counts,
     document,
@@ -32,10 +31,11 @@ from pgclaims.results import (
     set_row,
     write_json,
 )
+from pgclaims.suite.state import RunState, state_of
+from pgclaims.suite.verdicts import RECORDED, Inconclusive, VerdictRecorder
 
 if TYPE_CHECKING:
-    from pgclaims.plugin import RunState
-    from pgclaims.scales import Scale
+    from pgclaims.suite.scales import Scale
 
 INCONCLUSIVE_ATTR = "pgclaims_inconclusive"
 """Report attribute (a str, the reason) marking an INCONCLUSIVE outcome."""
@@ -86,8 +86,6 @@ class LackingItem(pytest.Item):
         """The original test's own parametrization (e.g. a ``pytest.mark.parametrize``)."""
 
     def runtest(self) -> None:
-        from pgclaims.plugin import state_of
-
         recorder = VerdictRecorder(self, self.claim, state_of(self.config).scale, self.params)
         recorder.unavailable(self.reason)
 
@@ -253,25 +251,11 @@ class RunSession:
 
     def _publish(self, doc: dict[str, Any]) -> Path | None:
         s = self.state
-        try:
-            from pgclaims import report
-        except ImportError as exc:
-            self.warnings.append(f"no HTML report: pgclaims.report is not importable ({exc})")
-            return None
-        history = s.reports_dir / "history.jsonl"
-        index = None
-        steps = (("history", lambda: report.append_history(history, doc)),
-                 ("report", lambda: report.render(doc, s.run_dir,
-                                                  history=report.read_history(history))),
-                 ("latest", lambda: report.update_latest(s.reports_dir, s.run_dir)))
-        for name, step in steps:
-            try:
-                out = step()
-            except Exception as exc:
-                self.warnings.append(f"{name} step failed: {type(exc).__name__}: {exc}")
-                continue
-            if name == "report":
-                index = Path(out) if out else s.run_dir / "index.html"
+        index = self.config.hook.pytest_pgclaims_publish(
+            doc=doc, run_dir=s.run_dir, reports_dir=s.reports_dir, warn=self.warnings.append)
+        if index is None and not self.config.pluginmanager.hasplugin("pgclaims.report.plugin"):
+            self.warnings.append("no HTML report: the plugin pgclaims.report.plugin is not "
+                                 "loaded (add it to pytest_plugins beside pgclaims.suite.plugin)")
         return index
 
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int,

@@ -1,9 +1,9 @@
 """The ``agents`` fixture: checkpoints of the scale's agents, from fixtures or trained once.
 
 Scales with ``source="fixtures"`` load the committed fixture store
-(:func:`pgclaims.fixtures.load`); a missing or stale fixture fails the test with the command that
-trains it. Scales with ``source="train"`` (smoke) train each agent once into a cache shared by
-all xdist workers and later runs: ``$PGCLAIMS_CACHE/agents/<config key>/`` (default
+(:func:`pgclaims.agents.fixtures.load`); a missing or stale fixture fails the test with the
+command that trains it. Scales with ``source="train"`` (smoke) train each agent once into a
+cache shared by all xdist workers and later runs: ``$PGCLAIMS_CACHE/agents/<config key>/`` (default
 ``<rootdir>/.cache/pgclaims``). A file lock makes one worker train while the others wait; if
 training raises, a ``FAILED`` file holding the traceback makes every other worker of the same
 run fail at once with that message instead of training again (a later run retries).
@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING
 import pytest
 from filelock import FileLock, Timeout
 
-from pgclaims.progress import progress, worker_id
-from pgclaims.scales import Scale
+from pgclaims.suite.progress import progress, worker_id
+from pgclaims.suite.scales import Scale
 
 if TYPE_CHECKING:
-    from pgclaims.agent import Agent, TrainConfig
+    from pgclaims.agents.agent import Agent, TrainConfig
 
 COMPLETE = "COMPLETE"
 FAILED = "FAILED"
@@ -38,7 +38,7 @@ def cache_root(rootdir: Path) -> Path:
 
 class AgentStore:
     """``agents.get(env, algo, seed, iteration)`` for the active scale; every call returns a
-    fresh :class:`pgclaims.agent.Agent` (callers may mutate it)."""
+    fresh :class:`pgclaims.agents.agent.Agent` (callers may mutate it)."""
 
     def __init__(self, scale: Scale, cache: Path, run_id: str) -> None:
         self.scale = scale
@@ -51,7 +51,7 @@ class AgentStore:
         return self.scale.seeds
 
     def config(self, env: str, algo: str, seed: int) -> TrainConfig:
-        from pgclaims.agent import TrainConfig
+        from pgclaims.agents.agent import TrainConfig
 
         checkpoints = tuple(sorted({*self.scale.checkpoints, self.scale.iterations}))
         return TrainConfig.create(env, algo, seed, self.scale.iterations, checkpoints)
@@ -63,14 +63,14 @@ class AgentStore:
                              f"{self.scale.name} ({self.scale.checkpoints}, or "
                              f"{self.scale.iterations})")
         if self.scale.source == "fixtures":
-            from pgclaims import fixtures
+            from pgclaims.agents import fixtures
 
             try:
                 return fixtures.load(env, algo, seed, iteration, self.scale.iterations)
             except fixtures.FixtureError as exc:
                 pytest.fail(f"FixtureError: {exc}", pytrace=False)
-        from pgclaims import checkpoint
-        from pgclaims.train import ckpt_name
+        from pgclaims.agents import checkpoint
+        from pgclaims.agents.train import ckpt_name
 
         return checkpoint.load(self._ensure_trained(env, algo, seed) / ckpt_name(iteration))
 
@@ -79,9 +79,9 @@ class AgentStore:
         return [self.get(env, algo, s, iteration) for s in self.seeds]
 
     def curve(self, env: str, algo: str, seed: int) -> list[dict[str, float]]:
-        """The training curve (one row per iteration, see :func:`pgclaims.agent.iterate`)."""
+        """The training curve (one row per iteration, see :func:`pgclaims.agents.agent.iterate`)."""
         if self.scale.source == "fixtures":
-            from pgclaims import fixtures
+            from pgclaims.agents import fixtures
 
             try:
                 return fixtures.curve(env, algo, seed, self.scale.iterations)
@@ -99,7 +99,7 @@ class AgentStore:
                 for seed in self.seeds:
                     try:
                         if self.scale.source == "fixtures":
-                            from pgclaims import fixtures
+                            from pgclaims.agents import fixtures
 
                             out[(env, algo, seed)] = fixtures.curve(env, algo, seed,
                                                                     self.scale.iterations)
@@ -148,7 +148,7 @@ class AgentStore:
                 pytest.fail(f"training {label} failed earlier in this run: {last} "
                             f"(traceback: {failed}; a new run retries)", pytrace=False)
             failed.unlink()  # left by an earlier run: try again
-        from pgclaims.train import train
+        from pgclaims.agents.train import train
 
         progress(f"training {label} into {run_dir}")
         try:
@@ -166,7 +166,7 @@ class AgentStore:
 
 def describe_source(scale: Scale, cache: Path) -> str:
     if scale.source == "fixtures":
-        from pgclaims.fixtures import root
+        from pgclaims.agents.fixtures import root
 
         return f"fixtures from {root()}"
     return f"agents trained into {cache / 'agents'}"

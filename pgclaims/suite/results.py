@@ -25,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from pgclaims.claims import Claim, all_claims
-from pgclaims.scales import Scale
+from pgclaims.stats import benjamini_hochberg, holm
+from pgclaims.suite.claims import Claim, all_claims
+from pgclaims.suite.scales import Scale
 
 SCHEMA_VERSION = 1
 PROPERTY = "pgclaims"
@@ -215,7 +216,7 @@ def provenance(scale: Scale, wall_time_s: float,
                extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Where and how the run happened (schema "provenance"); git describes the checkout the
     pgclaims package was imported from."""
-    from pgclaims.envs import PAPER_ENVS
+    from pgclaims.agents.envs import PAPER_ENVS
 
     root = Path(__file__).resolve().parent
     packages = {}
@@ -240,8 +241,21 @@ def provenance(scale: Scale, wall_time_s: float,
     })
 
 
+def adjust_p_values(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with ``p_holm`` and ``p_bh``: Holm and Benjamini-Hochberg adjustments over the
+    family of every row that carries a finite one-sided p-value (None for the others)."""
+    family = [i for i, row in enumerate(rows)
+              if row.get("p_value") is not None and math.isfinite(row["p_value"])]
+    p = [rows[i]["p_value"] for i in family]
+    out = [dict(row, p_holm=None, p_bh=None) for row in rows]
+    for i, h, bh in zip(family, holm(p), benjamini_hochberg(p), strict=True):
+        out[i]["p_holm"], out[i]["p_bh"] = h, bh
+    return out
+
+
 def document(run_id: str, created: str, scale: Scale, rows: list[dict[str, Any]],
              prov: dict[str, Any], figures: dict[str, Any] | None = None) -> dict[str, Any]:
+    rows = adjust_p_values(rows)
     return plain({
         "schema": SCHEMA_VERSION,
         "run_id": run_id,

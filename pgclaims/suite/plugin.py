@@ -20,59 +20,32 @@ from __future__ import annotations
 import fnmatch
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pgclaims import claims as claims_mod
-from pgclaims import progress as progress_mod
-from pgclaims.claims import Claim
-from pgclaims.plugin_agents import AgentStore, cache_root
-from pgclaims.plugin_session import RunSession, claim_of
-from pgclaims.plugin_verdict import Inconclusive, VerdictRecorder
-from pgclaims.results import Collector, check_run_id, item_params, new_run_id
-from pgclaims.scales import SCALES, Scale, UnknownScaleError, get_scale
+from pgclaims.suite import claims as claims_mod
+from pgclaims.suite import progress as progress_mod
+from pgclaims.suite.agents import AgentStore, cache_root
+from pgclaims.suite.claims import Claim
+from pgclaims.suite.results import check_run_id, item_params, new_run_id
+from pgclaims.suite.scales import SCALES, Scale, UnknownScaleError, get_scale
+from pgclaims.suite.session import RunSession, claim_of
+from pgclaims.suite.state import STATE, RunState, state_of
+from pgclaims.suite.verdicts import Inconclusive, VerdictRecorder
 
 __all__ = ["Inconclusive", "RunState", "VerdictRecorder"]
 
 
-@dataclass
-class RunState:
-    """Everything the plugin knows about the run, stored on the pytest config."""
-
-    scale: Scale
-    scale_label: str
-    """The scale name and the --env/--algo filters that narrowed it."""
-    claim_patterns: tuple[str, ...]
-    run_id: str
-    reports_dir: Path
-    rootdir: Path
-    controller: bool
-    """True in the process that reports (no xdist, or the xdist controller)."""
-    started: float
-    created: str
-    collector: Collector = field(default_factory=Collector)
-    default_junit: Path | None = None
-    reports_dir_existed: bool = True
-    previous_sink: Any = None
-    echo: Any = None
-
-    @property
-    def run_dir(self) -> Path:
-        return self.reports_dir / self.run_id
-
-
-STATE = pytest.StashKey[RunState]()
-
-
-def state_of(config: pytest.Config) -> RunState:
-    return config.stash[STATE]
-
-
 # ---------------------------------------------------------------------------------------------
 # Options and configuration
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from pgclaims.suite import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

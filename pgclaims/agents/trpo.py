@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pgclaims.hyper import check_common
-from pgclaims.networks import GaussianPolicy, flat_grad, flat_params, set_flat_params
+from pgclaims.agents.hyper import check_common
+from pgclaims.agents.networks import GaussianPolicy, flat_grad, flat_params, set_flat_params
 
 TABLE1_TRPO: dict[str, dict[str, float]] = {
     "Humanoid-v5": {"max_kl": 0.07, "value_lr": 3e-4},

@@ -1,0 +1,49 @@
+"""The state of one claims run, kept on the pytest config: scale, selection, run folder.
+
+The plugin's hooks (:mod:`pgclaims.suite.plugin`) create it; the per-run session
+(:mod:`pgclaims.suite.session`) reads it. It imports neither.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pgclaims.suite.results import Collector
+from pgclaims.suite.scales import Scale
+
+
+@dataclass
+class RunState:
+    """Everything the plugin knows about the run, stored on the pytest config."""
+
+    scale: Scale
+    scale_label: str
+    """The scale name and the --env/--algo filters that narrowed it."""
+    claim_patterns: tuple[str, ...]
+    run_id: str
+    reports_dir: Path
+    rootdir: Path
+    controller: bool
+    """True in the process that reports (no xdist, or the xdist controller)."""
+    started: float
+    created: str
+    collector: Collector = field(default_factory=Collector)
+    default_junit: Path | None = None
+    reports_dir_existed: bool = True
+    previous_sink: Any = None
+    echo: Any = None
+
+    @property
+    def run_dir(self) -> Path:
+        return self.reports_dir / self.run_id
+
+
+STATE = pytest.StashKey[RunState]()
+
+
+def state_of(config: pytest.Config) -> RunState:
+    return config.stash[STATE]
