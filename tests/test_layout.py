@@ -129,3 +129,14 @@ def test_every_module_says_what_it_holds(module: str) -> None:
 def test_modules_stay_short(module: str) -> None:
     lines = len(MODULES[module].read_text().splitlines())
     assert lines <= 420, f"{MODULES[module]} has {lines} lines (STYLE.md: ~400)"
+
+
+def test_paths_relative_to_the_package_still_reach_the_repository() -> None:
+    """A module that moved rooms must not lose the folders it finds relative to itself."""
+    from pgclaims.agents import fixtures
+    from pgclaims.measure import cache
+
+    repo = ROOT.parent
+    assert fixtures.ROOT == repo / "fixtures"
+    assert (fixtures.ROOT / "manifest.json").is_file()
+    assert cache.Path(cache.__file__).resolve().parents[2] == repo

@@ -30,7 +30,7 @@ from pgclaims.agents import checkpoint
 from pgclaims.agents.agent import TRAINING_VERSION, Agent, TrainConfig
 from pgclaims.agents.train import ckpt_name, train, write_json
 
-ROOT = Path(__file__).resolve().parent.parent / "fixtures"
+ROOT = Path(__file__).resolve().parents[2] / "fixtures"
 """The repository's fixture directory (override with the ``PGCLAIMS_FIXTURES`` variable)."""
 
 
