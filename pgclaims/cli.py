@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from pgclaims.agents.agent import ALGOS, TrainConfig
+from pgclaims.agents.protocol import PROTOCOLS
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -35,7 +36,10 @@ def _add_train_args(p: argparse.ArgumentParser, table1_only: bool = False) -> No
                    help="iterations to checkpoint at, e.g. 0,150,300,450 (default: 0, 0.3T, "
                    "0.6T, 0.9T and the final iteration T)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    if table1_only:  # fixtures are keyed by their config: only Table 1 agents are stored
+    p.add_argument("--protocol", choices=tuple(PROTOCOLS), default="authors",
+                   help="training protocol, i.e. the code-level choices where Table 1 is "
+                   "silent: authors (default), corrected or table1 (pgclaims.agents.protocol)")
+    if table1_only:  # fixtures are keyed by their config: only protocol agents are stored
         return
     p.add_argument("--steps", type=int, default=None,
                    help="state-action pairs per iteration (Table 1: 2048)")
@@ -55,7 +59,7 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         "baseline": getattr(args, "baseline", None),
     }.items() if v is not None}
     return TrainConfig.create(args.env, args.algo, args.seed, args.iterations,
-                              args.checkpoints, **overrides)
+                              args.checkpoints, protocol=args.protocol, **overrides)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -20,10 +20,9 @@ from safetensors.torch import save_file
 
 import pgclaims
 from pgclaims.agents import checkpoint
-from pgclaims.agents.agent import Agent, TrainConfig, iterate, make_agent
-from pgclaims.agents.checkpoint import BATCH_FIELDS, CheckpointError
+from pgclaims.agents.agent import Agent, FitRecord, TrainConfig, iterate, make_agent
+from pgclaims.agents.checkpoint import CheckpointError
 from pgclaims.agents.envs import make_env
-from pgclaims.agents.rollout import Batch
 
 PACKAGE = Path(pgclaims.__file__).parent
 
@@ -75,13 +74,17 @@ def assert_same_agent(a: Agent, b: Agent, *, same_timings: bool = True) -> None:
         assert same_json(a.curve, b.curve)
     else:
         assert same_json(untimed(a.curve), untimed(b.curve))
-    if a.last_batch is None or b.last_batch is None:
-        assert a.last_batch is b.last_batch is None
+    for name in ("prev_value", "prev_policy"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert (x is None) == (y is None), name
+        if x is not None:
+            assert x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x), name
+    if a.last_fit is None or b.last_fit is None:
+        assert a.last_fit is b.last_fit is None
         return
-    for f in BATCH_FIELDS:
-        x, y = getattr(a.last_batch, f), getattr(b.last_batch, f)
+    for f in (*FitRecord.FIELDS, "cut_states"):
+        x, y = getattr(a.last_fit, f), getattr(b.last_fit, f)
         assert x.dtype == y.dtype and x.shape == y.shape and np.array_equal(x, y), f
-    assert np.array_equal(a.last_targets, b.last_targets)
 
 
 def one_iteration_agent(algo: str) -> tuple[Agent, object]:
@@ -98,7 +101,8 @@ def one_iteration_agent(algo: str) -> tuple[Agent, object]:
 @pytest.mark.parametrize("algo", ["ppo", "trpo"])
 def test_round_trip_keeps_all_state(trained_runs: Callable, algo: str, tmp_path: Path) -> None:
     agent, _ = trained_runs(algo)
-    assert agent.last_batch is not None and agent.prev_value is not None and agent.curve
+    assert agent.last_fit is not None and agent.prev_value is not None and agent.curve
+    assert agent.prev_policy is not None
     path = checkpoint.save(agent, tmp_path / "a.safetensors")
     rng_at_save = torch.get_rng_state()
     torch.manual_seed(12345)
@@ -130,7 +134,7 @@ def test_saving_a_loaded_agent_reproduces_the_file(trained_runs: Callable,
 def test_round_trip_of_an_untrained_agent(tmp_path: Path) -> None:
     agent = make_agent(TrainConfig.create("Hopper-v5", "trpo", 3, 2, steps_per_iteration=256))
     loaded = checkpoint.load(checkpoint.save(agent, tmp_path / "a.safetensors"))
-    assert loaded.last_batch is None and loaded.prev_value is None and loaded.iteration == 0
+    assert loaded.last_fit is None and loaded.prev_value is None and loaded.iteration == 0
     assert_same_agent(agent, loaded)
 
 
@@ -138,12 +142,38 @@ def test_round_trip_of_a_batch_without_complete_episodes(tmp_path: Path) -> None
     """A batch cut before any episode ends, ending on a terminal step: empty arrays survive."""
     agent, env = one_iteration_agent("ppo")
     env.close()
-    b = agent.last_batch
-    agent.last_batch = Batch(b.obs, b.actions, b.rewards, b.raw_rewards, b.terminated,
-                             b.truncated, np.zeros((0, b.obs.shape[1]), np.float32),
-                             np.zeros(0), np.zeros(0, np.int64))
+    b = agent.last_fit
+    term = np.zeros(len(b), bool)
+    term[-1] = True
+    agent.last_fit = FitRecord(b.values, b.targets, b.rewards, b.raw_rewards, term,
+                               np.zeros(len(b), bool), np.zeros((0, 12)))
     loaded = checkpoint.load(checkpoint.save(agent, tmp_path / "a.safetensors"))
     assert_same_agent(agent, loaded)
+
+
+def test_checkpoints_keep_the_fit_record_not_the_observations(tmp_path: Path) -> None:
+    """Format 2 stores the fitted net's values on the batch, not the batch's observations."""
+    agent, env = one_iteration_agent("ppo")
+    env.close()
+    tensors, meta = checkpoint.read(checkpoint.save(agent, tmp_path / "a.safetensors"))
+    assert meta["format_version"] == 2
+    assert not any(k.startswith("last_batch/") for k in tensors)
+    assert tensors["fit/values"].shape == (256,)
+    assert tensors["fit/cut_states"].shape[1] == 12  # Hopper: nq 6 + nv 6
+
+
+def test_format_1_checkpoints_still_load_with_the_same_fit_values() -> None:
+    """The committed table1 fixtures are format 1: their batch becomes a fit record."""
+    from pgclaims.agents import fixtures
+
+    path = fixtures.find("Hopper-v5", "ppo", 0) / "ckpt_0150.safetensors"
+    tensors, meta = checkpoint.read(path)
+    assert meta["format_version"] == 1
+    agent = checkpoint.load(path)
+    with torch.no_grad():
+        expect = agent.value(tensors["last_batch/obs"]).double().numpy()
+    assert np.array_equal(agent.last_fit.values, expect)
+    assert np.array_equal(agent.last_fit.targets, tensors["last_batch/targets"].numpy())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -201,7 +231,7 @@ BAD_FILES: dict[str, Callable[[bytes, Path], None]] = {
     "header only": lambda v, p: p.write_bytes(v[: 8 + int.from_bytes(v[:8], "little")]),
     "foreign safetensors": lambda v, p: save_file({"w": torch.zeros(3)}, str(p)),
     "foreign format": lambda v, p: rewrite_header(v, p, format="someone.else"),
-    "format_version 2": lambda v, p: rewrite_header(v, p, format_version="2"),
+    "format_version 99": lambda v, p: rewrite_header(v, p, format_version="99"),
     "metadata not JSON": lambda v, p: rewrite_header(v, p, pgclaims="{not json"),
     "metadata without config": lambda v, p: rewrite_header(v, p, pgclaims="{}"),
     "missing": lambda v, p: None,
@@ -221,9 +251,9 @@ def test_bad_file_raises_checkpoint_error_naming_it(kind: str, valid_bytes: byte
 
 
 def test_wrong_version_message_says_both_versions(valid_bytes: bytes, tmp_path: Path) -> None:
-    path = tmp_path / "v2.safetensors"
-    rewrite_header(valid_bytes, path, format_version="2")
-    with pytest.raises(CheckpointError, match=r"format_version '2', this pgclaims reads 1"):
+    path = tmp_path / "v3.safetensors"
+    rewrite_header(valid_bytes, path, format_version="3")
+    with pytest.raises(CheckpointError, match=r"format_version '3', this pgclaims reads 1, 2"):
         checkpoint.read(path)
 
 

@@ -194,7 +194,7 @@ def test_train_fixture_writes_a_complete_store_entry(store: tuple[Path, dict]) -
     assert entry["training_version"] == TRAINING_VERSION
     assert math.isfinite(entry["final_mean_return"])
     assert entry["command"] == ("pgclaims fixtures train --env Hopper-v5 --algo trpo --seed 0 "
-                                "--iterations 2")
+                                "--iterations 2 --protocol table1")
     assert {"python", "torch", "gymnasium", "mujoco", "numpy"} <= entry["versions"].keys()
     assert entry["wall_time_s"] >= 0 and entry["platform"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", entry["created"])
@@ -231,7 +231,7 @@ def test_a_missing_fixture_names_the_command_to_run(store: tuple[Path, dict]) ->
     base, _ = store
     with pytest.raises(FixtureError, match=re.escape(
             "train it: pgclaims fixtures train --env Hopper-v5 --algo trpo --seed 7 "
-            "--iterations 2")):
+            "--iterations 2 --protocol table1")):
         fixtures.load("Hopper-v5", "trpo", 7, 0, 2, base=base)
     with pytest.raises(FixtureError, match=r"no checkpoint at iteration 5; have \["):
         fixtures.load(*FIXTURE[:3], 5, FIXTURE[3], base=base)
@@ -247,7 +247,7 @@ def test_a_stale_fixture_asks_for_a_retrain(store: tuple[Path, dict],
     assert f"training_version {TRAINING_VERSION}" in message
     assert entry["key"] in message
     assert message.endswith("retrain it: pgclaims fixtures train --env Hopper-v5 --algo trpo "
-                            "--seed 0 --iterations 2")
+                            "--seed 0 --iterations 2 --protocol table1")
 
 
 def test_a_corrupt_manifest_is_named(tmp_path: Path) -> None:
@@ -261,7 +261,7 @@ def test_the_store_takes_table1_agents_only(tiny_config: Callable[..., TrainConf
                                             tmp_path: Path) -> None:
     """A variant (here: fewer steps per iteration) could never be found by ``load``, which
     rebuilds Table 1 configs; the store refuses it and writes nothing."""
-    with pytest.raises(ValueError, match="Table 1 agents only"):
+    with pytest.raises(ValueError, match="protocols' agents only"):
         fixtures.train_fixture(tiny_config("trpo", iterations=1), base=tmp_path, progress=False)
     assert not any(tmp_path.iterdir())
 

@@ -17,9 +17,17 @@ import numpy as np
 import torch
 
 from pgclaims.agents import ppo, trpo
+from pgclaims.agents.advantages import (  # noqa: F401 - re-exported: callers import them here
+    Advantages,
+    advantages,
+    normalize,
+    policy_advantages,
+    time_limit_cuts,
+    treated_terminal,
+)
 from pgclaims.agents.envs import ObsNormalizer, RewardScaler, RunningMeanStd, make_env
-from pgclaims.agents.gae import gae, next_values
 from pgclaims.agents.networks import GaussianPolicy, ValueNet
+from pgclaims.agents.protocol import get_protocol
 from pgclaims.agents.rollout import Batch, collect
 
 TRAINING_VERSION = 1
@@ -30,6 +38,12 @@ fixture trained under the old semantics stops matching and
 a retrain instead of silently measuring a stale agent."""
 
 ALGOS = ("ppo", "trpo")
+LEGACY_CHOICES: dict[str, Any] = {
+    "init": "orthogonal", "anneal_lr": False, "value_clip": None, "adv_norm": "batch",
+    "time_limit": "bootstrap", "batch_end": "bootstrap", "value_loss_ends": True,
+    "accept_ratio": 0.0,
+}
+"""Code-level choice fields at the values the first (``table1``) fixtures were trained with."""
 Hyper = ppo.PPOConfig | trpo.TRPOConfig
 
 
@@ -43,6 +57,9 @@ class TrainConfig:
     iterations: int
     checkpoints: tuple[int, ...]
     hyper: Hyper
+    protocol: str = "table1"
+    """The training protocol whose code-level choices ``hyper`` carries
+    (:mod:`pgclaims.agents.protocol`)."""
 
     @classmethod
     def create(
@@ -52,6 +69,7 @@ class TrainConfig:
         seed: int,
         iterations: int = 500,
         checkpoints: tuple[int, ...] | None = None,
+        protocol: str = "table1",
         **overrides: Any,
     ) -> TrainConfig:
         if algo not in ALGOS:
@@ -67,8 +85,10 @@ class TrainConfig:
         if bad:
             raise ValueError(f"checkpoints {bad} outside 0..{iterations}")
         hyper_cls = ppo.PPOConfig if algo == "ppo" else trpo.TRPOConfig
-        hyper = hyper_cls.for_env(env_id, **overrides)
-        return cls(env_id, algo, seed, iterations, tuple(sorted(set(checkpoints))), hyper)
+        choices = get_protocol(protocol).training_choices(algo, env_id)
+        hyper = hyper_cls.for_env(env_id, **{**choices, **overrides})
+        return cls(env_id, algo, seed, iterations, tuple(sorted(set(checkpoints))), hyper,
+                   protocol)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -85,13 +105,21 @@ class TrainConfig:
             iterations=int(d["iterations"]),
             checkpoints=tuple(int(c) for c in d["checkpoints"]),
             hyper=hyper_cls(**d["hyper"]),
+            protocol=str(d.get("protocol", "table1")),
         )
 
     def key(self) -> str:
-        """Content address: the config and :data:`TRAINING_VERSION`, hashed."""
-        payload = json.dumps(
-            {"training_version": TRAINING_VERSION, **self.to_dict()}, sort_keys=True
-        )
+        """Content address: the config and :data:`TRAINING_VERSION`, hashed.
+
+        Fields added after the first fixtures (the protocol and the code-level choices) are
+        hashed only where they differ from the value that reproduces those fixtures, so the
+        ``table1`` fixtures keep their keys."""
+        d = self.to_dict()
+        if d["protocol"] == "table1":
+            del d["protocol"]
+        d["hyper"] = {k: v for k, v in d["hyper"].items()
+                      if not (k in LEGACY_CHOICES and v == LEGACY_CHOICES[k])}
+        payload = json.dumps({"training_version": TRAINING_VERSION, **d}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -99,6 +127,39 @@ def paper_checkpoints(iterations: int) -> tuple[int, ...]:
     """0, 0.3T, 0.6T, 0.9T (the paper's 0, 150, 300, 450 of 500) and the final iteration T."""
     return tuple(sorted({0, round(0.3 * iterations), round(0.6 * iterations),
                          round(0.9 * iterations), iterations}))
+
+
+@dataclass
+class FitRecord:
+    """What the value net was last fit on, as the value measurements need it: not the
+    observations (Humanoid's are 2.8 MB a batch) but the fitted net's values on them."""
+
+    values: np.ndarray
+    """V(s_t) of the value net after the fit (reward-scaled units)."""
+    targets: np.ndarray
+    """The fit's GAE targets V_old + A."""
+    rewards: np.ndarray
+    raw_rewards: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    cut_states: np.ndarray | None = None
+    """MuJoCo qpos and qvel after each truncated row (see :class:`Batch`)."""
+
+    FIELDS = ("values", "targets", "rewards", "raw_rewards", "terminated", "truncated")
+
+    def __len__(self) -> int:
+        return len(self.rewards)
+
+    @property
+    def ends(self) -> np.ndarray:
+        return self.terminated | self.truncated
+
+    @classmethod
+    def of(cls, value: ValueNet, batch: Batch, targets: np.ndarray) -> FitRecord:
+        with torch.no_grad():
+            values = value(torch.from_numpy(batch.obs)).double().numpy()
+        return cls(values, np.asarray(targets, np.float64), batch.rewards, batch.raw_rewards,
+                   batch.terminated, batch.truncated, batch.cut_states)
 
 
 @dataclass
@@ -113,12 +174,14 @@ class Agent:
     rng: np.random.Generator
     iteration: int = 0
     curve: list[dict[str, float]] = field(default_factory=list)
-    last_batch: Batch | None = None
+    last_fit: FitRecord | None = None
     """The batch the value net was last fit on (Train pairs of value.train_vs_heldout)."""
-    last_targets: np.ndarray | None = None
-    """GAE value targets V_old + A of ``last_batch``, in reward-scaled units."""
     prev_value: dict[str, torch.Tensor] | None = None
     """V_old: the value net's parameters before its last fit (the target net of eq. 4)."""
+    prev_policy: dict[str, torch.Tensor] | None = None
+    """The policy before its last update: the one that collected ``last_fit``'s batch."""
+    max_episode_steps: int | None = None
+    """The environment's time limit (steps), to tell a time-limit cut from the batch end."""
 
     @property
     def hyper(self) -> Hyper:
@@ -133,8 +196,9 @@ def make_agent(config: TrainConfig) -> Agent:
     act_dim = env.action_space.shape[0]
     env.close()
     hp = config.hyper
-    policy = GaussianPolicy(obs_dim, act_dim)
-    value = ValueNet(obs_dim)
+    max_steps = env.spec.max_episode_steps if env.spec is not None else None
+    policy = GaussianPolicy(obs_dim, act_dim, init=hp.init)
+    value = ValueNet(obs_dim, init=hp.init)
     policy_opt = (
         torch.optim.Adam(policy.parameters(), lr=hp.policy_lr, eps=hp.adam_eps, fused=True)
         if isinstance(hp, ppo.PPOConfig)
@@ -150,49 +214,37 @@ def make_agent(config: TrainConfig) -> Agent:
         obs_norm=ObsNormalizer(RunningMeanStd.zeros((obs_dim,))),
         reward_scaler=RewardScaler(RunningMeanStd.zeros(()), hp.gamma, hp.reward_normalization),
         rng=np.random.default_rng(config.seed),
+        max_episode_steps=max_steps,
     )
 
 
-@dataclass
-class Advantages:
-    """Advantages of a batch under a baseline, and the value-net regression targets."""
-
-    raw: np.ndarray
-    """Unnormalized advantages (reward-scaled units)."""
-    normalized: np.ndarray
-    """What the surrogate uses (eq. 14)."""
-    values: np.ndarray
-    """V_old(s_t) under the agent's value net (0 for the zero baseline)."""
-    targets: np.ndarray
-    """V_old + A_GAE: the value net's regression target (eq. 4)."""
+def agent_advantages(agent: Agent, batch: Batch, value: ValueNet | None = None,
+                     baseline: str | None = None) -> Advantages:
+    """:func:`advantages` exactly as ``agent``'s training computes them (its protocol's cut
+    handling), under ``value`` (default: its value net) and ``baseline`` (default: its own)."""
+    hp = agent.hyper
+    return advantages(value if value is not None else agent.value, batch, hp.gamma,
+                      hp.gae_lambda, baseline or hp.baseline, time_limit=hp.time_limit,
+                      batch_end=hp.batch_end, max_episode_steps=agent.max_episode_steps)
 
 
-def normalize(adv: np.ndarray, center: bool) -> np.ndarray:
-    """Batch advantage normalization. The zero baseline is scaled, not centered: centering
-    would subtract the batch mean, which is itself a (constant) baseline."""
-    if center:
-        adv = adv - adv.mean()
-    return adv / (adv.std() + 1e-8)
+def lr_factor(hyper: Hyper, iteration: int, iterations: int) -> float:
+    """The LR multiplier at ``iteration`` (0-based) of ``iterations``: 1 - i/T when annealed
+    (the authors' LambdaLR, stepped after each iteration: the last gets 1/T, T gets 0)."""
+    if not getattr(hyper, "anneal_lr", False):
+        return 1.0
+    return max(0.0, 1.0 - iteration / iterations)
 
 
-def advantages(
-    value: ValueNet, batch: Batch, gamma: float, lam: float, baseline: str = "valuenet"
-) -> Advantages:
-    """GAE advantages of ``batch`` under the value net, or returns under the zero baseline."""
-    with torch.no_grad():
-        values = value(torch.from_numpy(batch.obs)).double().numpy()
-        final_values = value(torch.from_numpy(batch.final_obs)).double().numpy()
-    nxt = next_values(values, final_values, batch.terminated, batch.truncated)
-    adv = gae(batch.rewards, values, nxt, batch.ends, gamma, lam)
-    targets = values + adv
-    if baseline == "valuenet":
-        return Advantages(adv, normalize(adv, center=True), values, targets)
-    if baseline == "zero":
-        zeros = np.zeros_like(values)
-        nxt0 = next_values(zeros, np.zeros_like(final_values), batch.terminated, batch.truncated)
-        returns = gae(batch.rewards, zeros, nxt0, batch.ends, gamma, 1.0)
-        return Advantages(returns, normalize(returns, center=False), zeros, targets)
-    raise ValueError(f"unknown baseline {baseline!r}: expected 'valuenet' or 'zero'")
+def set_lrs(agent: Agent, iteration: int) -> None:
+    """Set both optimizers' LRs for ``iteration`` (a no-op without annealing)."""
+    hp = agent.hyper
+    f = lr_factor(hp, iteration, agent.config.iterations)
+    if agent.policy_opt is not None:
+        for group in agent.policy_opt.param_groups:
+            group["lr"] = hp.policy_lr * f
+    for group in agent.value_opt.param_groups:
+        group["lr"] = hp.value_lr * f
 
 
 def fit_value(
@@ -203,8 +255,16 @@ def fit_value(
     epochs: int,
     minibatches: int,
     rng: np.random.Generator,
+    *,
+    old_values: torch.Tensor | None = None,
+    clip: float | None = None,
+    mask: torch.Tensor | None = None,
 ) -> float:
-    """Minibatch Adam on the squared error to the targets (eq. 4); returns the final-epoch loss."""
+    """Minibatch Adam on the squared error to the targets (eq. 4); returns the final-epoch loss.
+
+    ``clip``: the error is max((V - y)^2, (V_old + clip(V - V_old, +-clip) - y)^2), V_old the
+    values at collection (``old_values``). ``mask``: only these rows count in each minibatch's
+    mean (a minibatch with none is skipped)."""
     n = len(obs)
     size = n // minibatches
     loss_sum = 0.0
@@ -213,7 +273,20 @@ def fit_value(
         loss_sum = 0.0
         for start in range(0, size * minibatches, size):
             idx = perm[start : start + size]
-            loss = (value(obs[idx]) - targets[idx]).pow(2).mean()
+            v = value(obs[idx])
+            err = (v - targets[idx]).pow(2)
+            if clip is not None:
+                assert old_values is not None
+                v_old = old_values[idx]
+                clipped = v_old + (v - v_old).clamp(-clip, clip)
+                err = torch.max(err, (clipped - targets[idx]).pow(2))
+            if mask is None:
+                loss = err.mean()
+            else:
+                m = mask[idx]
+                if not bool(m.any()):
+                    continue
+                loss = err[m].mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -234,27 +307,34 @@ def iterate(agent: Agent, env: Any) -> dict[str, float]:
         hp.steps_per_iteration, agent.rng, update_normalizers=True,
     )
     t_sample = time.perf_counter() - t0
-    adv = advantages(agent.value, batch, hp.gamma, hp.gae_lambda, hp.baseline)
+    adv = agent_advantages(agent, batch)
+    set_lrs(agent, it)
     obs = torch.from_numpy(batch.obs)
     actions = torch.from_numpy(batch.actions)
-    adv_t = torch.from_numpy(adv.normalized).float()
+    adv_t, center = policy_advantages(hp, adv)
     with torch.no_grad():
         logp_old = agent.policy.log_prob(obs, actions)
+    agent.prev_policy = {k: v.detach().clone() for k, v in agent.policy.state_dict().items()}
     if isinstance(hp, ppo.PPOConfig):
         assert agent.policy_opt is not None
-        info = ppo.policy_update(
-            agent.policy, agent.policy_opt, obs, actions, logp_old, adv_t, hp, agent.rng
-        )
+        info = ppo.policy_update(agent.policy, agent.policy_opt, obs, actions, logp_old, adv_t,
+                                 hp, agent.rng, center=center)
     else:
         info = trpo.policy_update(agent.policy, obs, actions, logp_old, adv_t, hp, agent.rng)
     value_loss = float("nan")
     agent.prev_value = {k: v.detach().clone() for k, v in agent.value.state_dict().items()}
     if hp.baseline == "valuenet":
+        mask = None
+        if not hp.value_loss_ends:
+            mask = torch.from_numpy(
+                ~treated_terminal(batch, hp.time_limit, agent.max_episode_steps))
         value_loss = fit_value(
             agent.value, agent.value_opt, obs, torch.from_numpy(adv.targets).float(),
             hp.value_epochs, hp.minibatches, agent.rng,
+            old_values=torch.from_numpy(adv.values).float(),
+            clip=getattr(hp, "value_clip", None), mask=mask,
         )
-    agent.last_batch, agent.last_targets = batch, adv.targets
+    agent.last_fit = FitRecord.of(agent.value, batch, adv.targets)
     agent.iteration += 1
     returns = batch.episode_returns
     row = {
@@ -266,6 +346,7 @@ def iterate(agent: Agent, env: Any) -> dict[str, float]:
         "surrogate": float(info["surrogate"]),
         "value_loss": value_loss,
         "log_std": float(agent.policy.log_std.detach().mean()),
+        "lr_factor": lr_factor(hp, it, agent.config.iterations),
         "sample_s": t_sample,
         "total_s": time.perf_counter() - t0,
     }

@@ -1,7 +1,9 @@
 """Checkpoints: one safetensors file holding everything needed to continue exactly.
 
-Tensors: policy and value parameters (and the value net before its last fit), Adam states,
-normalizer statistics, the torch RNG state and the last training batch. Metadata (JSON in
+Tensors: policy and value parameters (and both nets before their last update), Adam states,
+normalizer statistics, the torch RNG state and the record of the last value fit
+(:class:`pgclaims.agents.agent.FitRecord`; format 1 stored the whole batch, observations
+included, and is still read). Metadata (JSON in
 the safetensors header): format name and version, the training config, iteration, numpy RNG
 state, the training curve so far. Nothing is ever unpickled. Writes are atomic (temporary
 file in the same directory, then rename).
@@ -20,13 +22,16 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from pgclaims.agents.agent import Agent, TrainConfig, make_agent
+from pgclaims.agents.agent import Agent, FitRecord, TrainConfig, make_agent
 from pgclaims.agents.rollout import Batch
 
-FORMAT = "pgclaims.agents.checkpoint"
-FORMAT_VERSION = 1
+FORMAT = "pgclaims.checkpoint"
+"""The file format's name in every header: an identifier, not a module path (kept on moves)."""
+FORMAT_VERSION = 2
+READS = ("1", "2")
 BATCH_FIELDS = ("obs", "actions", "rewards", "raw_rewards", "terminated", "truncated",
                 "final_obs", "episode_returns", "episode_lengths")
+"""The batch fields of a format-1 checkpoint."""
 
 
 class CheckpointError(ValueError):
@@ -62,6 +67,8 @@ def save(agent: Agent, path: str | os.PathLike[str]) -> Path:
         tensors[f"value/{name}"] = p.detach().clone()
     for name, p in (agent.prev_value or {}).items():
         tensors[f"prev_value/{name}"] = p.clone()
+    for name, p in (agent.prev_policy or {}).items():
+        tensors[f"prev_policy/{name}"] = p.clone()
     meta: dict[str, Any] = {}
     if agent.policy_opt is not None:
         t, meta["policy_opt_groups"] = _opt_tensors("policy_opt", agent.policy_opt)
@@ -74,11 +81,12 @@ def save(agent: Agent, path: str | os.PathLike[str]) -> Path:
     tensors["reward_norm/mean"] = torch.from_numpy(np.atleast_1d(rs.mean).copy())
     tensors["reward_norm/m2"] = torch.from_numpy(np.atleast_1d(rs.m2).copy())
     tensors["torch_rng"] = torch.get_rng_state()
-    if agent.last_batch is not None:
-        for f in BATCH_FIELDS:
-            tensors[f"last_batch/{f}"] = torch.from_numpy(np.ascontiguousarray(
-                getattr(agent.last_batch, f)))
-        tensors["last_batch/targets"] = torch.from_numpy(agent.last_targets.copy())
+    fit = agent.last_fit
+    if fit is not None:
+        for f in FitRecord.FIELDS:
+            tensors[f"fit/{f}"] = torch.from_numpy(np.ascontiguousarray(getattr(fit, f)))
+        if fit.cut_states is not None:
+            tensors["fit/cut_states"] = torch.from_numpy(np.ascontiguousarray(fit.cut_states))
     meta.update(
         config=agent.config.to_dict(),
         iteration=agent.iteration,
@@ -120,15 +128,17 @@ def read(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[st
             f"{path}: not a pgclaims checkpoint (header field 'format' is "
             f"{header.get('format')!r}, expected {FORMAT!r})"
         )
-    if header.get("format_version") != str(FORMAT_VERSION):
+    if header.get("format_version") not in READS:
         raise CheckpointError(
             f"{path}: checkpoint format_version {header.get('format_version')!r}, this pgclaims "
-            f"reads {FORMAT_VERSION}"
+            f"reads {', '.join(READS)}"
         )
+    meta_version = header.get("format_version")
     try:
         meta = json.loads(header["pgclaims"])
     except (KeyError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path}: header field 'pgclaims' is missing or not JSON") from exc
+    meta["format_version"] = int(meta_version)
     return tensors, meta
 
 
@@ -144,6 +154,9 @@ def load(path: str | os.PathLike[str]) -> Agent:
             {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("value/")})
         prev = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("prev_value/")}
         agent.prev_value = prev or None
+        prev_pi = {k.split("/", 1)[1]: v for k, v in tensors.items()
+                   if k.startswith("prev_policy/")}
+        agent.prev_policy = prev_pi or None
         if agent.policy_opt is not None:
             _load_opt("policy_opt", agent.policy_opt, tensors, meta["policy_opt_groups"])
         _load_opt("value_opt", agent.value_opt, tensors, meta["value_opt_groups"])
@@ -158,10 +171,15 @@ def load(path: str | os.PathLike[str]) -> Agent:
         torch.set_rng_state(tensors["torch_rng"])
         agent.iteration = int(meta["iteration"])
         agent.curve = list(meta["curve"])
-        if "last_batch/obs" in tensors:
-            agent.last_batch = Batch(
-                **{f: tensors[f"last_batch/{f}"].numpy() for f in BATCH_FIELDS})
-            agent.last_targets = tensors["last_batch/targets"].numpy()
+        if "fit/values" in tensors:
+            cut = tensors.get("fit/cut_states")
+            agent.last_fit = FitRecord(
+                **{f: tensors[f"fit/{f}"].numpy() for f in FitRecord.FIELDS},
+                cut_states=None if cut is None else cut.numpy())
+        elif "last_batch/obs" in tensors:  # format 1: the whole batch
+            batch = Batch(**{f: tensors[f"last_batch/{f}"].numpy() for f in BATCH_FIELDS})
+            agent.last_fit = FitRecord.of(agent.value, batch,
+                                          tensors["last_batch/targets"].numpy())
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{Path(path)}: inconsistent checkpoint contents ({exc})") from exc
     return agent

@@ -42,9 +42,10 @@ def root() -> Path:
     return Path(os.environ.get("PGCLAIMS_FIXTURES", ROOT))
 
 
-def train_command(env_id: str, algo: str, seed: int, iterations: int) -> str:
+def train_command(env_id: str, algo: str, seed: int, iterations: int,
+                  protocol: str = "table1") -> str:
     return (f"pgclaims fixtures train --env {env_id} --algo {algo} --seed {seed} "
-            f"--iterations {iterations}")
+            f"--iterations {iterations} --protocol {protocol}")
 
 
 def read_manifest(base: Path | None = None) -> dict[str, Any]:
@@ -78,11 +79,12 @@ def manifest_entry(agent: Agent, wall_time_s: float) -> dict[str, Any]:
         "algo": cfg.algo,
         "seed": cfg.seed,
         "iterations": cfg.iterations,
+        "protocol": cfg.protocol,
         "checkpoints": list(cfg.checkpoints),
         "training_version": TRAINING_VERSION,
         "final_mean_return": sum(rets) / len(rets) if rets else None,
         "final_mean_return_note": "mean episode return over the last 10 training iterations",
-        "command": train_command(cfg.env_id, cfg.algo, cfg.seed, cfg.iterations),
+        "command": train_command(cfg.env_id, cfg.algo, cfg.seed, cfg.iterations, cfg.protocol),
         "versions": versions(),
         "platform": platform.platform(),
         "wall_time_s": round(wall_time_s, 1),
@@ -93,11 +95,13 @@ def manifest_entry(agent: Agent, wall_time_s: float) -> dict[str, Any]:
 def train_fixture(config: TrainConfig, base: Path | None = None, progress: bool = True) -> dict:
     """Train (or resume) ``config`` into the store and record it in the manifest."""
     base = base or root()
-    table1 = TrainConfig.create(config.env_id, config.algo, config.seed, config.iterations)
-    if config != table1:
+    standard = TrainConfig.create(config.env_id, config.algo, config.seed, config.iterations,
+                                  protocol=config.protocol)
+    if config != standard:
         raise ValueError(
-            "the fixture store holds Table 1 agents only (its lookup rebuilds the config from "
-            "env, algo, seed and iterations); train variants with `pgclaims train --out DIR`"
+            "the fixture store holds its protocols' agents only (its lookup rebuilds the config "
+            "from env, algo, seed, iterations and protocol); train variants with "
+            "`pgclaims train --out DIR`"
         )
     run_dir = base / "store" / config.key()
     t0 = time.perf_counter()
@@ -108,36 +112,38 @@ def train_fixture(config: TrainConfig, base: Path | None = None, progress: bool 
         manifest = read_manifest(base)
         manifest["agents"] = [a for a in manifest["agents"] if a["key"] != entry["key"]]
         manifest["agents"].append(entry)
-        manifest["agents"].sort(key=lambda a: (a["env_id"], a["algo"], a["seed"]))
+        manifest["agents"].sort(key=lambda a: (a.get("protocol", "table1"), a["env_id"],
+                                               a["algo"], a["seed"]))
         write_json(base / "manifest.json", manifest)
     return entry
 
 
 def find(env_id: str, algo: str, seed: int, iterations: int = 500,
-         base: Path | None = None) -> Path:
+         base: Path | None = None, protocol: str = "table1") -> Path:
     """The store directory of a complete fixture, or a :class:`FixtureError` saying what to run."""
     base = base or root()
-    config = TrainConfig.create(env_id, algo, seed, iterations)
+    config = TrainConfig.create(env_id, algo, seed, iterations, protocol=protocol)
     key = config.key()
     agents = read_manifest(base)["agents"]
     if any(a["key"] == key for a in agents):
         return base / "store" / key
-    cmd = train_command(env_id, algo, seed, iterations)
-    same = [a for a in agents if (a["env_id"], a["algo"], a["seed"], a["iterations"])
-            == (env_id, algo, seed, iterations)]
+    cmd = train_command(env_id, algo, seed, iterations, protocol)
+    same = [a for a in agents if (a["env_id"], a["algo"], a["seed"], a["iterations"],
+                                  a.get("protocol", "table1"))
+            == (env_id, algo, seed, iterations, protocol)]
     if same:
         raise FixtureError(
             f"fixture {env_id} {algo} seed {seed} in {base / 'manifest.json'} was trained with "
             f"training_version {same[0].get('training_version')} / another config (key "
             f"{same[0]['key']}, expected {key}); retrain it: {cmd}")
-    raise FixtureError(f"no fixture {env_id} {algo} seed {seed} ({iterations} iterations) in "
-                       f"{base / 'manifest.json'}; train it: {cmd}")
+    raise FixtureError(f"no {protocol} fixture {env_id} {algo} seed {seed} ({iterations} "
+                       f"iterations) in {base / 'manifest.json'}; train it: {cmd}")
 
 
 def load(env_id: str, algo: str, seed: int, iteration: int, iterations: int = 500,
-         base: Path | None = None) -> Agent:
-    """The committed agent ``env_id``/``algo``/``seed`` at ``iteration``."""
-    run_dir = find(env_id, algo, seed, iterations, base)
+         base: Path | None = None, protocol: str = "table1") -> Agent:
+    """The committed agent ``env_id``/``algo``/``seed`` of ``protocol`` at ``iteration``."""
+    run_dir = find(env_id, algo, seed, iterations, base, protocol)
     path = run_dir / ckpt_name(iteration)
     if not path.exists():
         have = sorted(p.name for p in run_dir.glob("ckpt_*.safetensors"))
@@ -146,20 +152,23 @@ def load(env_id: str, algo: str, seed: int, iteration: int, iterations: int = 50
 
 
 def curve(env_id: str, algo: str, seed: int, iterations: int = 500,
-          base: Path | None = None) -> list[dict[str, float]]:
-    return json.loads((find(env_id, algo, seed, iterations, base) / "curve.json").read_text())
+          base: Path | None = None, protocol: str = "table1") -> list[dict[str, float]]:
+    return json.loads((find(env_id, algo, seed, iterations, base, protocol)
+                       / "curve.json").read_text())
 
 
 def describe(base: Path | None = None) -> str:
     rows = read_manifest(base)["agents"]
     if not rows:
         return "no fixtures"
-    lines = [f"{'env':13} {'algo':5} {'seed':>4} {'iters':>5} {'final return':>12}  key"]
-    for a in rows:
+    lines = [f"{'protocol':9} {'env':13} {'algo':5} {'seed':>4} {'iters':>5} "
+             f"{'final return':>12}  key"]
+    for a in sorted(rows, key=lambda a: (a.get("protocol", "table1"), a["env_id"], a["algo"],
+                                         a["seed"])):
         ret = a["final_mean_return"]
         ret_s = f"{ret:12.1f}" if ret is not None else f"{'n/a':>12}"
-        lines.append(f"{a['env_id']:13} {a['algo']:5} {a['seed']:>4} {a['iterations']:>5} "
-                     f"{ret_s}  {a['key']}")
+        lines.append(f"{a.get('protocol', 'table1'):9} {a['env_id']:13} {a['algo']:5} "
+                     f"{a['seed']:>4} {a['iterations']:>5} {ret_s}  {a['key']}")
     return "\n".join(lines)
 
 

@@ -12,8 +12,16 @@ HIDDEN = (64, 64)
 """Table 1, "Policy net hidden layers" and "Value net hidden layers"."""
 
 
-def mlp(in_dim: int, out_dim: int, out_gain: float) -> nn.Sequential:
-    """[64, 64] tanh MLP with the authors' orthogonal init (gain sqrt 2, output ``out_gain``)."""
+INITS = ("orthogonal", "xavier")
+
+
+def mlp(in_dim: int, out_dim: int, out_gain: float, init: str = "orthogonal") -> nn.Sequential:
+    """[64, 64] tanh MLP, zero biases. ``init="orthogonal"``: orthogonal weights, gain sqrt 2
+    on hidden layers and ``out_gain`` on the output (the authors' PPO); ``"xavier"``: Xavier
+    uniform with gain 1 on every layer, ``out_gain`` ignored (the authors' TRPO,
+    ``initialize_weights`` in their ``src/policy_gradients/models.py``)."""
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
     dims = (in_dim, *HIDDEN)
     layers: list[nn.Module] = []
     for a, b in zip(dims[:-1], dims[1:], strict=True):
@@ -21,7 +29,11 @@ def mlp(in_dim: int, out_dim: int, out_gain: float) -> nn.Sequential:
     layers.append(nn.Linear(dims[-1], out_dim))
     linears = [layer for layer in layers if isinstance(layer, nn.Linear)]
     for i, layer in enumerate(linears):
-        nn.init.orthogonal_(layer.weight, out_gain if i == len(linears) - 1 else math.sqrt(2))
+        if init == "xavier":
+            nn.init.xavier_uniform_(layer.weight)
+        else:
+            nn.init.orthogonal_(layer.weight,
+                                out_gain if i == len(linears) - 1 else math.sqrt(2))
         nn.init.zeros_(layer.bias)
     return nn.Sequential(*layers)
 
@@ -29,9 +41,9 @@ def mlp(in_dim: int, out_dim: int, out_gain: float) -> nn.Sequential:
 class GaussianPolicy(nn.Module):
     """Diagonal Gaussian with an MLP mean and a state-independent log-std (initially 0)."""
 
-    def __init__(self, obs_dim: int, act_dim: int) -> None:
+    def __init__(self, obs_dim: int, act_dim: int, init: str = "orthogonal") -> None:
         super().__init__()
-        self.mean = mlp(obs_dim, act_dim, out_gain=0.01)
+        self.mean = mlp(obs_dim, act_dim, out_gain=0.01, init=init)
         self.log_std = nn.Parameter(torch.zeros(act_dim))
 
     def dist(self, obs: torch.Tensor) -> torch.distributions.Normal:
@@ -49,9 +61,9 @@ class GaussianPolicy(nn.Module):
 
 
 class ValueNet(nn.Module):
-    def __init__(self, obs_dim: int) -> None:
+    def __init__(self, obs_dim: int, init: str = "orthogonal") -> None:
         super().__init__()
-        self.net = mlp(obs_dim, 1, out_gain=1.0)
+        self.net = mlp(obs_dim, 1, out_gain=1.0, init=init)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.net(obs).squeeze(-1)

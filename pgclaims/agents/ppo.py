@@ -62,6 +62,23 @@ class PPOConfig:
     """"valuenet" (the paper) or "zero" (advantages = returns; for baseline.needed_for_reward)."""
     adam_eps: float = 1e-5
     """Adam epsilon (authors' code)."""
+    # Code-level choices Table 1 is silent on. The defaults are the ``table1`` protocol (the
+    # first fixtures); :mod:`pgclaims.agents.protocol` sets them per protocol. A field at its
+    # default is left out of the fixture key, so adding one here keeps existing keys.
+    init: str = "orthogonal"
+    """Weight init of both nets: "orthogonal" (gain sqrt 2, heads 0.01 / 1) or "xavier"."""
+    anneal_lr: bool = False
+    """Both Adam LRs times (1 - i/T) at iteration i of T (authors' PPO configs: on)."""
+    value_clip: float | None = None
+    """Clip V - V_old to +-value_clip in the value loss, max of clipped/unclipped error."""
+    adv_norm: str = "batch"
+    """Advantage normalization over the "batch" or per "minibatch" (authors' PPO)."""
+    time_limit: str = "bootstrap"
+    """A time-limit cut: "bootstrap" its successor's value, or "terminal" (authors' code)."""
+    batch_end: str = "bootstrap"
+    """The batch's last step: "bootstrap" from the next state, or "last_value" V(s_last)."""
+    value_loss_ends: bool = True
+    """Whether the value loss counts steps treated as terminal (authors' code: it does not)."""
 
     def __post_init__(self) -> None:
         check_common(self)
@@ -94,8 +111,12 @@ def policy_update(
     adv: torch.Tensor,
     cfg: PPOConfig,
     rng: np.random.Generator,
+    center: bool = True,
 ) -> dict[str, float]:
-    """``cfg.epochs`` epochs of minibatch Adam ascent on the clipped surrogate."""
+    """``cfg.epochs`` epochs of minibatch Adam ascent on the clipped surrogate.
+
+    With ``cfg.adv_norm == "minibatch"`` the advantages arrive raw and each minibatch is
+    normalized on its own (centered unless ``center`` is False: the zero baseline)."""
     n = len(obs)
     size = n // cfg.minibatches
     for _ in range(cfg.epochs):
@@ -103,7 +124,10 @@ def policy_update(
         for start in range(0, size * cfg.minibatches, size):
             idx = perm[start : start + size]
             logp = policy.log_prob(obs[idx], actions[idx])
-            loss = -clipped_surrogate(logp, logp_old[idx], adv[idx], cfg.clip_eps)
+            a = adv[idx]
+            if cfg.adv_norm == "minibatch":
+                a = ((a - a.mean()) if center else a) / (a.std() + 1e-8)
+            loss = -clipped_surrogate(logp, logp_old[idx], a, cfg.clip_eps)
             if cfg.entropy_coef:
                 # Entropy of a diagonal Gaussian depends only on the state-independent log-std.
                 entropy = policy.dist(obs[idx][:1]).entropy().sum()

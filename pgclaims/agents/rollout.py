@@ -37,6 +37,9 @@ class Batch:
     final_obs: np.ndarray  # (n_truncated, obs_dim) normalized obs after each truncated step
     episode_returns: np.ndarray  # raw undiscounted returns of the complete episodes
     episode_lengths: np.ndarray
+    cut_states: np.ndarray | None = None
+    """(n_truncated, nq + nv) MuJoCo qpos and qvel after each truncated step (where the cut
+    trajectory would continue), or None for an environment without MuJoCo state."""
 
     def __len__(self) -> int:
         return len(self.rewards)
@@ -76,6 +79,9 @@ def collect(
     term = np.zeros(n_steps, bool)
     trunc = np.zeros(n_steps, bool)
     final_obs: list[np.ndarray] = []
+    cut_states: list[np.ndarray] = []
+    data = getattr(env.unwrapped, "data", None)
+    has_state = data is not None and hasattr(data, "qpos") and hasattr(data, "qvel")
     ep_returns: list[float] = []
     ep_lengths: list[int] = []
 
@@ -98,6 +104,8 @@ def collect(
             trunc[t] = not terminated
             if trunc[t]:
                 final_obs.append(next_obs)
+                if has_state:
+                    cut_states.append(np.concatenate([data.qpos, data.qvel]))
             if terminated or truncated:
                 ep_returns.append(ep_ret)
                 ep_lengths.append(ep_len)
@@ -117,4 +125,6 @@ def collect(
         final_obs=np.asarray(final_obs, np.float32).reshape(-1, obs_dim),
         episode_returns=np.asarray(ep_returns),
         episode_lengths=np.asarray(ep_lengths, np.int64),
+        cut_states=np.asarray(cut_states, np.float64).reshape(
+            len(final_obs), data.qpos.size + data.qvel.size) if has_state else None,
     )

@@ -63,6 +63,18 @@ class TRPOConfig:
     """"valuenet" (the paper) or "zero" (advantages = returns)."""
     adam_eps: float = 1e-5
     """Adam epsilon for the value net (authors' code)."""
+    # Code-level choices Table 1 is silent on; defaults are the ``table1`` protocol, left out
+    # of the fixture key at their default (see PPOConfig).
+    init: str = "orthogonal"
+    """Weight init of both nets: "orthogonal" or "xavier" (authors' TRPO configs)."""
+    accept_ratio: float = 0.0
+    """Line search: also require actual / expected surrogate improvement > this (authors 0.1)."""
+    time_limit: str = "bootstrap"
+    """A time-limit cut: "bootstrap" its successor's value, or "terminal" (authors' code)."""
+    batch_end: str = "bootstrap"
+    """The batch's last step: "bootstrap" from the next state, or "last_value" V(s_last)."""
+    value_loss_ends: bool = True
+    """Whether the value loss counts steps treated as terminal (authors' code: it does not)."""
 
     def __post_init__(self) -> None:
         check_common(self)
@@ -144,7 +156,9 @@ def natural_step(
     s = conjugate_gradient(fvp, g, cfg.cg_iters)
     shs = float(s @ fvp(s))
     scale = np.sqrt(2 * cfg.max_kl / shs) if shs > 0 else 0.0
-    return s * scale, {"surrogate_before": loss.item(), "grad_norm": g.norm().item()}
+    step = s * scale
+    return step, {"surrogate_before": loss.item(), "grad_norm": g.norm().item(),
+                  "expected_improvement": float(g @ step)}
 
 
 def policy_update(
@@ -169,7 +183,11 @@ def policy_update(
             set_flat_params(policy, theta_old + frac * full_step)
             kl = float(mean_kl(policy, obs, mu_old, log_std_old))
             surr = float(surrogate(policy, obs, actions, logp_old, adv))
-            if kl <= cfg.max_kl and surr > surr_old:
+            improve = surr - surr_old
+            expected = frac * info["expected_improvement"]
+            ratio_ok = cfg.accept_ratio <= 0 or (expected > 0 and improve / expected
+                                                 > cfg.accept_ratio)
+            if kl <= cfg.max_kl and improve > 0 and ratio_ok:
                 accepted = frac
                 break
         else:

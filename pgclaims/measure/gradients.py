@@ -188,6 +188,7 @@ class GradReducer:
 
     def __init__(self, agent: Agent, true_net: ValueNet | None = None) -> None:
         self.hyper = agent.hyper
+        self.max_steps = agent.max_episode_steps
         self.value = agent.value
         self.true_net = true_net
         self.policy64 = copy.deepcopy(agent.policy).double()
@@ -200,7 +201,8 @@ class GradReducer:
             if value is None:
                 raise ValueError("the 'true' baseline needs a true-value net")
             adv = advantages(value, batch, hp.gamma, hp.gae_lambda,
-                             "zero" if name == "zero" else "valuenet").raw
+                             "zero" if name == "zero" else "valuenet", time_limit=hp.time_limit,
+                             batch_end=hp.batch_end, max_episode_steps=self.max_steps).raw
             out[name] = chunk_stats(self.policy64, batch, adv)
         return ChunkSummary(out, batch.n_trajectories, batch.episode_returns)
 

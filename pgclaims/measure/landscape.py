@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from pgclaims.agents import ppo, trpo
-from pgclaims.agents.agent import Agent, advantages
+from pgclaims.agents.agent import Agent, agent_advantages, lr_factor, policy_advantages
 from pgclaims.agents.networks import flat_params, set_flat_params
 from pgclaims.agents.rollout import Batch
 from pgclaims.measure.gradients import loo_pairwise
@@ -55,8 +55,9 @@ def algorithm_step(agent: Agent, batch: Batch, rng: np.random.Generator) -> Step
     """The update the algorithm makes from ``batch``, applied to a copy of the checkpoint."""
     hp = agent.hyper
     policy = copy.deepcopy(agent.policy)
-    adv = torch.from_numpy(advantages(agent.value, batch, hp.gamma, hp.gae_lambda,
-                                      hp.baseline).normalized).float()
+    advs = agent_advantages(agent, batch)
+    adv_update, center = policy_advantages(hp, advs)
+    adv = torch.from_numpy(advs.normalized).float()  # the surrogate's advantages (eq. 14)
     obs, act = torch.from_numpy(batch.obs), torch.from_numpy(batch.actions)
     with torch.no_grad():
         logp_old = policy.log_prob(obs, act)
@@ -64,9 +65,11 @@ def algorithm_step(agent: Agent, batch: Batch, rng: np.random.Generator) -> Step
         assert agent.policy_opt is not None
         opt = torch.optim.Adam(policy.parameters(), lr=hp.policy_lr, eps=hp.adam_eps, fused=True)
         opt.load_state_dict(agent.policy_opt.state_dict())
-        ppo.policy_update(policy, opt, obs, act, logp_old, adv, hp, rng)
+        for group in opt.param_groups:  # the LR the agent's next iteration would use
+            group["lr"] = hp.policy_lr * lr_factor(hp, agent.iteration, agent.config.iterations)
+        ppo.policy_update(policy, opt, obs, act, logp_old, adv_update, hp, rng, center=center)
     else:
-        trpo.policy_update(policy, obs, act, logp_old, adv, hp, rng)
+        trpo.policy_update(policy, obs, act, logp_old, adv_update, hp, rng)
     theta0 = flat_params(agent.policy).double()
     return Step(theta0, flat_params(policy).double() - theta0, batch, obs, act, logp_old, adv)
 

@@ -2,10 +2,10 @@
 
 Each call of :meth:`FrozenSampler.batch` is one :func:`pgclaims.agents.rollout.collect`
 from a fresh, seeded reset with the observation normalizer and the reward scale frozen, so any
-two batches are independent draws from the checkpoint's on-policy distribution, and a batch depends only on
-its rng: chunks can be drawn in any order, by any process (:mod:`pgclaims.measure.parallel`).
-(At iteration 0 the saved observation normalizer has seen nothing and is the identity with
-clipping.)
+two batches are independent draws from the checkpoint's on-policy distribution, and a batch
+depends only on its rng: chunks can be drawn in any order, by any process
+(:mod:`pgclaims.measure.parallel`). (At iteration 0 the saved observation normalizer has seen
+nothing and is the identity with clipping.)
 """
 
 from __future__ import annotations

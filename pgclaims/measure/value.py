@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pgclaims.agents.agent import Agent, advantages
+from pgclaims.agents.agent import Agent, FitRecord, agent_advantages
 from pgclaims.agents.networks import ValueNet
 from pgclaims.agents.rollout import Batch
 from pgclaims.measure.gradients import mc_returns
@@ -56,13 +56,14 @@ class ValueStudy:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def _errors(agent: Agent, v_old: ValueNet, batch: Batch, gae_target: np.ndarray | None = None
+def _errors(agent: Agent, v_old: ValueNet, batch: Batch | FitRecord,
             ) -> tuple[float, float, int, int, int]:
     hp = agent.hyper
-    v = _values(agent.value, batch.obs)
-    if gae_target is None:
-        adv = advantages(v_old, batch, hp.gamma, hp.gae_lambda).raw
-        gae_target = _values(v_old, batch.obs) + adv
+    if isinstance(batch, FitRecord):
+        v, gae_target = batch.values, batch.targets
+    else:
+        v = _values(agent.value, batch.obs)
+        gae_target = agent_advantages(agent, batch, value=v_old, baseline="valuenet").targets
     e_gae, x_gae = mre(v, gae_target)
     ret, ok = mc_returns(batch, hp.gamma)
     e_ret, x_ret = mre(v[ok], ret[ok])
@@ -80,8 +81,8 @@ def value_error(agent: Agent, repeats: int, heldout_n: int, seed: int) -> ValueS
             for r in range(repeats)]
     sampler.close()
     train = (float("nan"),) * 2 + (0, 0, 0)
-    if agent.last_batch is not None and agent.last_targets is not None:
-        train = _errors(agent, v_old, agent.last_batch, agent.last_targets)
+    if agent.last_fit is not None:
+        train = _errors(agent, v_old, agent.last_fit)
     return ValueStudy(
         heldout_gae=np.array([r[0] for r in rows]),
         heldout_returns=np.array([r[1] for r in rows]),
