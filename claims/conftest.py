@@ -77,12 +77,32 @@ class Study:
         from pgclaims.agents.train import train
         from pgclaims.measure.cache import cache_dir
 
-        cfg = TrainConfig.create(env, algo, seed, self.scale.iterations, (), **overrides)
+        cfg = TrainConfig.create(env, algo, seed, self.scale.iterations, (),
+                                 protocol=self.agents.protocol, **overrides)
         run_dir = cache_dir().parent / "ablations" / cfg.key()
         run_dir.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(run_dir) + ".lock"):
             _progress(f"ablation {env} {algo} seed {seed} {overrides}: training or loading")
             return train(cfg, run_dir, progress=False)
+
+    @property
+    def protocol(self) -> Any:
+        from pgclaims.agents.protocol import get_protocol
+
+        return get_protocol(self.agents.protocol)
+
+    def true_cos(self, g: measure.GradientStudy, n: int | None = None) -> np.ndarray:
+        """Cosines with the true gradient as the protocol defines them: the paper's raw cosine,
+        or (corrected) the one whose |g_true| is freed of the true gradient's own sampling
+        noise, which otherwise pulls every cosine toward 0. All N, or the row at ``n``."""
+        if self.protocol.true_cosine == "debiased":
+            cos = g.true_cos_debiased
+            if cos is None:
+                raise ValueError("this cached gradient study has no noise-corrected cosine; "
+                                 "clear .cache/pgclaims/measure and re-run")
+        else:
+            cos = g.true_cos
+        return cos if n is None else cos[g.at(n)]
 
     def per_agent(self, fn: Callable[[int], Any]) -> list[Any]:
         """One unit per agent (training seed): the replication unit of CLAIMS.md."""

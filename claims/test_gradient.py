@@ -30,8 +30,8 @@ def test_pairwise_rises_with_n(study, verdict, env, algo, checkpoint):
 
 @pytest.mark.claim("grad.true_cos_low_at_2k")
 def test_true_cos_low_at_2k(study, verdict, env, algo):
-    units = study.per_agent(lambda s: study.over(study.late, lambda it: study.gradients(
-        env, algo, s, it).true_cos[study.gradients(env, algo, s, it).at(TWO_K)]))
+    units = study.per_agent(lambda s: study.over(study.late, lambda it: study.true_cos(
+        study.gradients(env, algo, s, it), TWO_K)))
     verdict.check(units, mean_of_means)
 
 
@@ -40,7 +40,7 @@ def test_needs_many_samples(study, verdict, env, algo):
     curves = []
     for seed in study.scale.seeds:
         per_ckpt = [study.gradients(env, algo, seed, it) for it in study.late]
-        curves.append(np.mean([g.true_cos.mean(axis=1) for g in per_ckpt], axis=0))
+        curves.append(np.mean([study.true_cos(g).mean(axis=1) for g in per_ckpt], axis=0))
     n = study.gradients(env, algo, study.scale.seeds[0], study.late[0]).n
     verdict.check_crossing(n, np.asarray(curves), extra={"n_grid": [int(x) for x in n]})
 
@@ -49,7 +49,7 @@ def test_needs_many_samples(study, verdict, env, algo):
 def test_decays_with_training(study, verdict, env, algo):
     def unit(seed):
         first, last = (study.gradients(env, algo, seed, it) for it in (study.first, study.last))
-        return {"last": last.true_cos[last.at(TWO_K)], "first": first.true_cos[first.at(TWO_K)]}
+        return {"last": study.true_cos(last, TWO_K), "first": study.true_cos(first, TWO_K)}
 
     verdict.check(study.per_agent(unit), diff_of_means("last", "first"))
 
@@ -58,8 +58,7 @@ def test_decays_with_training(study, verdict, env, algo):
 @pytest.mark.parametrize("easier", ["Hopper-v5", "Walker2d-v5"])
 def test_decays_with_task(study, verdict, algo, checkpoint, easier):
     def cos2k(env, seed):
-        g = study.gradients(env, algo, seed, checkpoint)
-        return g.true_cos[g.at(TWO_K)]
+        return study.true_cos(study.gradients(env, algo, seed, checkpoint), TWO_K)
 
     # Agents of different tasks are independent; pairing them by seed index is arbitrary and
     # keeps the agent the unit of the interval.

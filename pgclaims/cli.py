@@ -79,6 +79,13 @@ def cmd_fixtures(args: argparse.Namespace) -> int:
     if args.fixtures_cmd == "list":
         print(fixtures.describe())
         return 0
+    if args.fixtures_cmd == "train-set":
+        configs = [TrainConfig.create(env, algo, seed, args.iterations, protocol=protocol)
+                   for protocol in args.protocol for env in args.env for algo in args.algo
+                   for seed in args.seeds]
+        fixtures.train_set(configs, jobs=args.jobs,
+                           say=lambda line: print(line, file=sys.stderr, flush=True))
+        return 0
     entry = fixtures.train_fixture(_config(args), progress=not args.quiet)
     print(f"fixture {entry['key']}: {entry['env_id']} {entry['algo']} seed {entry['seed']}, "
           f"final mean return {entry['final_mean_return']}")
@@ -151,6 +158,18 @@ def build_parser() -> argparse.ArgumentParser:
     ft = fsub.add_parser("train", help="train (or resume) a Table 1 agent into fixtures/store")
     _add_train_args(ft, table1_only=True)
     ft.set_defaults(func=cmd_fixtures)
+    fs = fsub.add_parser("train-set", help="train (or resume) many fixtures in parallel",
+                         description="Every protocol x env x algo x seed, --jobs agents at a "
+                         "time, skipping those already in the store; an interrupted run "
+                         "resumes each agent where it stopped.")
+    fs.add_argument("--protocol", nargs="+", choices=tuple(PROTOCOLS), default=["authors"])
+    fs.add_argument("--env", nargs="+", required=True)
+    fs.add_argument("--algo", nargs="+", choices=ALGOS, default=list(ALGOS))
+    fs.add_argument("--seeds", type=_ints, default=(0, 1, 2, 3, 4),
+                    help="comma-separated seeds (default 0,1,2,3,4)")
+    fs.add_argument("--iterations", type=int, default=500)
+    fs.add_argument("--jobs", type=int, default=1, help="agents trained at once (default 1)")
+    fs.set_defaults(func=cmd_fixtures)
     m = sub.add_parser("measure", help="run the paper's measurements on one checkpoint",
                        description="Gradient estimates (Fig 1, 2, 4), value error (Fig 3), "
                        "computed steps (A.4) and landscapes (Fig 5-7) of one checkpoint, with "

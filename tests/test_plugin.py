@@ -538,5 +538,5 @@ def test_workers_share_one_training_run(pytester: pytest.Pytester,
         unregister_scale("tiny")
     assert _outcomes(result) == {"passed": 2}
     log = (pytester.path / "reports" / "agents" / "progress.log").read_text()
-    assert log.count("] training Hopper-v5 trpo seed 0 (1 iterations)") == 1, log
+    assert log.count("] training authors Hopper-v5 trpo seed 0 (1 iterations)") == 1, log
     assert len(list(pytester.path.glob(".cache/pgclaims/agents/*/COMPLETE"))) == 1

@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import re
 import shutil
+from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from pgclaims.report import (
     render,
     update_latest,
 )
-from pgclaims.report.history import HISTORY_KEYS, previous_verdicts
+from pgclaims.report.history import HISTORY_KEYS, previous_verdicts, result_key
 from pgclaims.report.page import build_page, num
 from pgclaims.stats import benjamini_hochberg, holm
 
@@ -161,13 +162,19 @@ def test_multiple_testing_table_adjusts_the_given_p_values(page: str,
     p = [r["p_value"] for r in fixture_results["results"] if r["p_value"] is not None]
     assert table.count("<tr>") == len(p) + 1
     assert f"m = {len(p)}" in page
-    assert "0.007" in table  # Holm of p = 0.001 among 8 tests: 8 x 0.001, capped by step-down
+    first = fixture_results["results"][0]  # p = 0.001: its Holm value, as the suite wrote it
+    assert f'<td class="sig">{num(first["p_holm"])}</td>' in table
 
 
-def test_changed_since_previous_run_shows_the_flip_only(page: str) -> None:
+def test_changed_since_previous_run_shows_the_flip_only(page: str,
+                                                       fixture_results: dict) -> None:
     changes = page.split('<section id="changes">', 1)[1].split("</section>", 1)[0]
     assert 'id="changes-table"' in changes
-    assert changes.count('class="changed"') == 1
+    # The earlier run had every FLIPPED row REPRODUCED (one per protocol): those not
+    # REPRODUCED now are the changes, and nothing else is.
+    flips = [r for r in fixture_results["results"]
+             if r["claim_id"] == FLIPPED and r["verdict"] != "REPRODUCED"]
+    assert flips and changes.count('class="changed"') == len(flips)
     assert f'data-claim-id="{FLIPPED}"' in changes and "20261122-100000-smoke" in changes
     assert "REPRODUCED" in changes and "REFUTED" in changes
     assert "was REPRODUCED" in page  # also beside the result in its claim's table
@@ -208,6 +215,147 @@ def test_render_to_directory_and_atomically(tmp_path: Path, fixture_results: dic
     assert sorted(p.name for p in tmp_path.iterdir()) == ["index.html"]
 
 
+# ---------------------------------------------------------------- protocols
+
+
+def protocol_of(row: dict) -> str | None:
+    return row["params"].get("protocol")
+
+
+def without_protocol(params: dict) -> str:
+    return json.dumps({k: v for k, v in params.items() if k != "protocol"}, sort_keys=True)
+
+
+class _Table(HTMLParser):
+    """Rows of one table (by id): each row's attributes and its cells' (attributes, text)."""
+
+    def __init__(self, table_id: str) -> None:
+        super().__init__()
+        self.table_id = table_id
+        self.rows: list[tuple[dict, list[tuple[dict, str]]]] = []
+        self._depth = 0  # > 0 inside the table
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "table" and (self._depth or a.get("id") == self.table_id):
+            self._depth += 1
+        elif self._depth and tag == "tr" and "data-claim-id" in a:
+            self.rows.append((a, []))
+        elif self._depth and tag == "td" and self.rows:
+            self.rows[-1][1].append((a, ""))
+            self._cell = []
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "table" and self._depth:
+            self._depth -= 1
+        elif tag == "td" and self._cell is not None:
+            attrs, _ = self.rows[-1][1][-1]
+            self.rows[-1][1][-1] = (attrs, "".join(self._cell))
+            self._cell = None
+
+
+def _protocol_rows(page: str) -> list[tuple[dict, list[tuple[dict, str]]]]:
+    parser = _Table("protocol-table")
+    parser.feed(page)
+    return parser.rows
+
+
+def test_fixture_compares_two_protocols_and_one_verdict_differs(fixture_results: dict) -> None:
+    """The data file itself: every row names its protocol, both are described, one differs."""
+    rows = fixture_results["results"]
+    protocols = fixture_results["provenance"]["protocols"]
+    assert {protocol_of(r) for r in rows} == {"authors", "corrected"} == set(protocols)
+    verdicts: dict[tuple, dict] = {}
+    for r in rows:
+        verdicts.setdefault((r["claim_id"], without_protocol(r["params"])), {})[
+            protocol_of(r)] = r
+    differing = [v for v in verdicts.values()
+                 if len(v) == 2 and v["authors"]["verdict"] != v["corrected"]["verdict"]]
+    assert differing
+    assert any(r["verdict"] == "REFUTED" and r.get("reading") for v in differing
+               for r in v.values())
+
+
+def test_protocol_table_has_one_row_per_claim_and_params(page: str,
+                                                         fixture_results: dict) -> None:
+    rows = fixture_results["results"]
+    names = list(dict.fromkeys(protocol_of(r) for r in rows))
+    expected: dict[tuple[str, str], dict] = {}
+    for r in rows:
+        expected.setdefault((r["claim_id"], without_protocol(r["params"])), {})[
+            protocol_of(r)] = r["verdict"]
+    table = _protocol_rows(page)
+    assert len(table) == len(expected)
+    assert [attrs["data-claim-id"] for attrs, _ in table] == [c for c, _ in expected]
+    for (_, cells), verdicts in zip(table, expected.values(), strict=True):
+        by_protocol = {c["data-protocol"]: c["data-verdict"] for c, _ in cells
+                       if "data-protocol" in c}
+        assert list(by_protocol) == names
+        assert by_protocol == {n: verdicts.get(n, "NONE") for n in names}
+
+
+def test_protocol_table_flags_and_explains_differing_verdicts(page: str,
+                                                              fixture_results: dict) -> None:
+    described = fixture_results["provenance"]["protocols"]
+    authors, corrected = described["authors"], described["corrected"]
+    fields = [k for k in authors if k not in ("name", "summary") and authors[k] != corrected[k]]
+    assert fields == ["time_limit", "batch_end", "returns_target", "mre_states", "true_cosine"]
+    flagged = 0
+    for _, cells in _protocol_rows(page):
+        verdicts = {c["data-verdict"] for c, _ in cells if "data-protocol" in c} - {"NONE"}
+        diff_attrs, diff_text = cells[-1]
+        if len(verdicts) > 1:
+            flagged += 1
+            assert diff_attrs["data-differs"] == "true"
+            assert "differs" in diff_text
+            assert re.findall(r"\w+", diff_text.split("fields that differ:")[1]) == fields
+        else:
+            assert diff_attrs["data-differs"] != "true"
+            assert "differs" not in diff_text
+    refuted = [r for r in fixture_results["results"] if r.get("reading")]
+    assert flagged >= 1 and refuted
+    section = page.split('<section id="protocols">', 1)[1].split("</section>", 1)[0]
+    for r in refuted:
+        assert escape(r["reading"]) in section  # the reading, shown in the protocol's cell
+    for name, protocol in described.items():
+        assert f'<li id="protocol-{name}"><b>{name}</b>: {escape(protocol["summary"])}' in section
+    assert "<a href='#protocols'>protocols</a>" in page  # in the navigation
+
+
+def test_reading_is_shown_under_the_reason(page: str, fixture_results: dict) -> None:
+    for r in fixture_results["results"]:
+        article = page.split(f'id="claim-{r["claim_id"]}"', 1)[1].split("</article>", 1)[0]
+        if r.get("reading"):
+            assert f'<p class="reading"><b>Reading:</b> {escape(r["reading"])}</p>' in article
+    assert page.count('<p class="reading">') == sum(
+        bool(r.get("reading")) for r in fixture_results["results"])
+
+
+def test_single_protocol_is_one_sentence_without_a_table(fixture_results: dict) -> None:
+    doc = small(fixture_results, len(fixture_results["results"]))
+    doc["results"] = [r for r in doc["results"] if protocol_of(r) == "corrected"]
+    html = build_page(doc)
+    summary = fixture_results["provenance"]["protocols"]["corrected"]["summary"]
+    assert ("measured under the <b>corrected</b> protocol: " + escape(summary)) in html
+    assert 'id="protocol-table"' not in html and "href='#protocols'" not in html
+
+
+def test_rows_without_protocol_get_no_protocol_view(fixture_results: dict) -> None:
+    """An older results.json: no params.protocol, no provenance.protocols."""
+    doc = small(fixture_results, len(fixture_results["results"]))
+    doc["results"] = [dict(r, params={k: v for k, v in r["params"].items() if k != "protocol"})
+                      for r in doc["results"] if protocol_of(r) == "authors"]
+    del doc["provenance"]["protocols"]
+    html = build_page(doc)
+    assert 'id="protocol-sentence"' not in html and 'id="protocol-table"' not in html
+    assert 'id="protocols"' not in html and 'id="protocol-fields"' not in html
+
+
 # ---------------------------------------------------------------- bad input
 
 
@@ -246,6 +394,13 @@ BAD = {
                      "field 'figures.grad_true[0].lo': expected 4 values"),
     "bad landscape": (_mutated(lambda d: d["figures"]["landscape"][0]["z"].pop()),
                       "field 'figures.landscape[0].z': expected a 3 x 3 list"),
+    "numeric protocol": (_mutated(lambda d: d["results"][2]["params"].update(protocol=1)),
+                         "field 'results[2].params.protocol': expected a protocol name"),
+    "protocol without summary": (
+        _mutated(lambda d: d["provenance"]["protocols"]["corrected"].pop("summary")),
+        "field 'provenance.protocols.corrected.summary': expected a string, but it is missing"),
+    "reading not text": (_mutated(lambda d: d["results"][2].update(reading=["x"])),
+                         "field 'results[2].reading': expected a string or null"),
 }
 
 
@@ -370,6 +525,54 @@ def test_previous_verdict_is_the_latest_earlier_run_of_the_same_scale(
                         "verdict": verdict, "statistic": None, "interval": None})
     previous = previous_verdicts(history, fixture_results)
     assert [row["run_id"] for row in previous.values()] == ["newer"]
+
+
+def _history_of(results: dict, run_id: str, created: str) -> list[dict]:
+    return [{"run_id": run_id, "created": created, "scale": "smoke", "claim_id": r["claim_id"],
+             "params": dict(r["params"]), "verdict": r["verdict"], "statistic": None,
+             "interval": None} for r in results["results"]]
+
+
+def test_an_authors_row_never_counts_as_a_change_of_a_corrected_row(
+        fixture_results: dict) -> None:
+    """Same claim and parameters, other protocol: not the same result, so never a change."""
+    doc = small(fixture_results, len(fixture_results["results"]))
+    by_key: dict[tuple, dict] = {}
+    for r in doc["results"]:
+        by_key.setdefault((r["claim_id"], without_protocol(r["params"])), {})[protocol_of(r)] = r
+    pair = next(v for v in by_key.values()
+                if len(v) == 2 and v["authors"]["verdict"] != v["corrected"]["verdict"])
+    authors, corrected = pair["authors"], pair["corrected"]
+    # The earlier run measured only the corrected protocol, with the verdict it has now.
+    earlier = {**doc, "results": [corrected]}
+    history = _history_of(earlier, "earlier", "2026-11-22T00:00:00+00:00")
+    previous = previous_verdicts(history, doc)
+    assert result_key(authors["claim_id"], authors["params"]) not in previous
+    assert previous[result_key(corrected["claim_id"], corrected["params"])]["verdict"] == \
+        corrected["verdict"]
+    html = build_page(doc, history)
+    assert "No verdict changed since the previous run" in html
+    assert '<span class="changed">was' not in html
+    # Had the protocol been left out of the identity, the authors row would be a change.
+    assert result_key(authors["claim_id"], authors["params"]) != \
+        result_key(corrected["claim_id"], corrected["params"])
+
+
+def test_rows_without_a_protocol_match_earlier_rows_without_one(fixture_results: dict) -> None:
+    doc = small(fixture_results, 1)
+    row = doc["results"][0]
+    row["params"] = {k: v for k, v in row["params"].items() if k != "protocol"}
+    old = copy.deepcopy(doc)
+    old["results"][0]["verdict"] = "ERROR"
+    history = _history_of(old, "older", "2026-11-22T00:00:00+00:00")
+    tagged = copy.deepcopy(history[0])
+    tagged.update(run_id="tagged", params={**row["params"], "protocol": "authors"},
+                  verdict="INCONCLUSIVE")
+    previous = previous_verdicts([*history, tagged], doc)
+    assert previous[result_key(row["claim_id"], row["params"])]["run_id"] == "older"
+    assert result_key(row["claim_id"], {**row["params"], "protocol": None}) == \
+        result_key(row["claim_id"], row["params"])
+    assert "was ERROR" in build_page(doc, history)
 
 
 # ---------------------------------------------------------------- latest link

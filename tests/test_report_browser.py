@@ -82,3 +82,50 @@ def test_report_in_chromium_offline(report: tuple[Path, dict], tmp_path: Path) -
 
     assert blocked == [], f"the report tried to fetch: {json.dumps(blocked)[:300]}"
     assert console_errors == []
+
+
+# Every table against the box it sits in: a table may not be wider than its container, and a
+# scrolling wrapper (div.scroll) may not have anything to scroll sideways.
+TABLE_FIT = """() => [...document.querySelectorAll('table')].map(t => {
+  const box = t.parentElement;
+  return {id: t.id || t.className, width: t.getBoundingClientRect().width,
+          room: box.clientWidth, overflow: box.scrollWidth - box.clientWidth};
+})"""
+
+
+def test_report_fits_a_laptop_screen(report: tuple[Path, dict], tmp_path: Path) -> None:
+    """At 1400 x 900 nothing overflows sideways, and the protocol comparison is on the page."""
+    index, results = report
+    comparisons = {(r["claim_id"], json.dumps({k: v for k, v in r["params"].items()
+                                               if k != "protocol"}, sort_keys=True))
+                   for r in results["results"]}
+    protocols = list(dict.fromkeys(r["params"]["protocol"] for r in results["results"]))
+    assert len(protocols) > 1, "the fixture should compare protocols"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.route("**/*", lambda route: route.continue_()
+                       if route.request.url.startswith("file://") else route.abort())
+            page.goto(index.as_uri(), wait_until="load")
+
+            scroll_width = page.evaluate("document.documentElement.scrollWidth")
+            inner_width = page.evaluate("window.innerWidth")
+            assert scroll_width <= inner_width, (scroll_width, inner_width)
+            tables = page.evaluate(TABLE_FIT)
+            assert len(tables) >= 3
+            too_wide = [t for t in tables if t["width"] > t["room"] + 0.5 or t["overflow"] > 0]
+            assert too_wide == [], too_wide
+
+            table = page.locator("#protocol-table")
+            table.scroll_into_view_if_needed()
+            assert table.is_visible()
+            assert table.locator("tbody tr[data-claim-id]").count() == len(comparisons)
+            heads = table.locator("thead th").all_inner_texts()
+            assert heads == ["claim", "parameters", *protocols, "differs"]
+            assert table.locator('td[data-differs="true"]').count() >= 1
+            assert page.locator("nav a[href='#protocols']").is_visible()
+
+            page.screenshot(path=str(tmp_path / "report-1400.png"), full_page=True)
+        finally:
+            browser.close()

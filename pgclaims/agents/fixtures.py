@@ -172,4 +172,40 @@ def describe(base: Path | None = None) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["FixtureError", "curve", "describe", "find", "load", "train_fixture"]
+
+
+def _train_one(config: TrainConfig) -> dict[str, Any]:
+    return train_fixture(config, progress=False)
+
+
+def train_set(configs: list[TrainConfig], jobs: int = 1,
+              say: Any = print) -> list[dict[str, Any]]:
+    """Train (or resume) every config into the store, ``jobs`` at a time, each agent in its own
+    process (deterministic whatever the order); ``say`` gets a line per finished agent with the
+    set's overall ETA. Agents already in the manifest are skipped."""
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    have = {a["key"] for a in read_manifest()["agents"]}
+    todo = [c for c in configs if c.key() not in have]
+    say(f"{len(configs) - len(todo)} of {len(configs)} agents already in the store; "
+        f"training {len(todo)} with {jobs} job(s)")
+    done: list[dict[str, Any]] = []
+    if not todo:
+        return done
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = {pool.submit(_train_one, c): c for c in todo}
+        for fut in as_completed(futures):
+            c = futures[fut]
+            entry = fut.result()
+            done.append(entry)
+            elapsed = time.perf_counter() - t0
+            eta = elapsed / len(done) * (len(todo) - len(done))
+            say(f"[{len(done)}/{len(todo)}] {c.protocol} {c.env_id} {c.algo} seed {c.seed}: "
+                f"final mean return {entry['final_mean_return']:.0f}, "
+                f"{entry['wall_time_s']:.0f} s; elapsed {elapsed / 60:.1f} min, "
+                f"ETA {eta / 60:.1f} min")
+    return done
+
+
+__all__ = ["FixtureError", "curve", "describe", "find", "load", "train_fixture", "train_set"]

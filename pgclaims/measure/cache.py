@@ -77,6 +77,8 @@ def cached(kind: str, agent: Agent, args: dict[str, Any], seed: int, cls: type[T
              "algo": agent.config.algo, "seed": agent.config.seed,
              "iteration": agent.iteration, "args": args, "measure_seed": seed,
              "measure_version": MEASURE_VERSION}
+    if agent.config.protocol != "table1":  # keyed since protocols exist; table1 keys unchanged
+        index["protocol"] = agent.config.protocol
     key = hashlib.sha256(json.dumps(index, sort_keys=True).encode()).hexdigest()[:20]
     folder = cache_dir() / kind
     folder.mkdir(parents=True, exist_ok=True)

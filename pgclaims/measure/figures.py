@@ -24,8 +24,11 @@ def _t_band(rows: np.ndarray) -> tuple[list[float], list[float], list[float]]:
 
 
 def _selected(rec: dict[str, Any], scale: Any) -> bool:
+    """A record of one of the scale's agents, of its first protocol (figures show one)."""
     ix = rec["index"]
-    return (ix["env"] in scale.envs and ix["algo"] in scale.algos and ix["seed"] in scale.seeds
+    protocols = getattr(scale, "protocols", ("table1",))
+    return (ix.get("protocol", "table1") == protocols[0] and ix["env"] in scale.envs
+            and ix["algo"] in scale.algos and ix["seed"] in scale.seeds
             and ix["iteration"] in scale.checkpoints)
 
 

@@ -13,6 +13,22 @@ estimate i is built from the *other* streams' full pools (leave-one-pool-out) pl
 falls short of ``true_grad_n``, an extra pool shared by all: disjoint from estimate i, and half
 the sampling of drawing a separate true pool.
 
+Noise-corrected cosine (``true_cos_debiased``; the estimator is in :mod:`.cosines`). Estimate
+i's true-gradient pool P is a union of m independent 2048-pair chunks j (fresh resets, disjoint
+from estimate i). With mu_P, sd_P its pooled advantage mean and deviation and u_j =
+sum_{t in j} grad log pi_t (A_t - mu_P), the true gradient is exactly S / (n_P sd_P), S =
+sum_j u_j. The corrected cosine is <e_i, S> / n_P over |e_i| sqrt(U), U the U-statistic of
+|h|^2 over pairs of distinct chunks, h = E[grad log pi (A - mu)] the exact gradient up to the
+positive 1/sigma (which cancels): it estimates cos(e_i, h), while the raw cosine is it times
+sqrt(meta "true_grad_signal_fraction") < 1. NaN where U <= 0 (counted in meta); not clipped.
+Centering: the shared mu_P couples the chunks (u_j = H_j - (mu_P - mu) G_j, H_j and G_j the
+chunk's sums of grad log pi (A - mu) and of grad log pi, independent across chunks), which
+biases S / n_P and U by O(1/n_P) relative, with no tr(Cov) factor: negligible beside the
+tr(Cov) / (n_P |h|^2) that U removes. Centering each chunk on its own mean would make the units
+independent but give each an O(1/CHUNK) bias and a scale unlike the true gradient's. Samples
+of one chunk share trajectories, so pairs within a chunk never enter U. All chunks have CHUNK
+pairs, so |debiased| >= |raw| wherever defined.
+
 Chunks are drawn and reduced to their statistics in worker processes
 (:func:`pgclaims.measure.parallel.chunk_map`) and combined here in a fixed order, so a study is
 bit-identical whatever the number of workers.
@@ -31,7 +47,17 @@ import torch
 from pgclaims.agents.agent import Agent, advantages
 from pgclaims.agents.networks import GaussianPolicy, ValueNet, flat_grad
 from pgclaims.agents.rollout import Batch
+from pgclaims.measure.cosines import (
+    centered_sq,
+    cosine,
+    debiased_cosines,
+    loo_pairwise,
+    signal_fraction,
+    unit_moments,
+)
+from pgclaims.measure.cosines import mean_pairwise_cosine as mean_pairwise_cosine  # re-export
 from pgclaims.measure.parallel import chunk_map
+from pgclaims.measure.returns import mc_returns, returns_target
 from pgclaims.measure.sampler import CHUNK, rng_for
 
 BASELINES = ("valuenet", "true", "zero")
@@ -86,51 +112,12 @@ def direct_gradient(policy64: GaussianPolicy, batch: Batch, adv: np.ndarray,
     return flat_grad((torch.exp(logp - logp.detach()) * a_hat).mean(), policy64).numpy()
 
 
-def cosine(u: np.ndarray, v: np.ndarray) -> float:
-    nu, nv = np.linalg.norm(u), np.linalg.norm(v)
-    if nu == 0 or nv == 0:
-        raise ValueError("cosine of a zero vector")
-    return float(u @ v / (nu * nv))
-
-
-def loo_pairwise(vectors: np.ndarray) -> np.ndarray:
-    """For each row i: mean cosine with every other row. Their mean is the mean pairwise cosine."""
-    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-    sims = unit @ unit.T
-    r = len(vectors)
-    return (sims.sum(axis=1) - np.diag(sims)) / (r - 1)
-
-
-def mc_returns(batch: Batch, gamma: float) -> tuple[np.ndarray, np.ndarray]:
-    """Discounted Monte Carlo returns (reward-scaled units) and which of them are usable.
-
-    A trajectory cut by the time limit or by the batch end lacks its tail: a state counts only
-    if more than H rewards (its own included) precede the cut, H = ceil(log 0.01 / log gamma)
-    (459 at 0.99), so the missing tail weighs < 1% of the discounting (one state more than the
-    bound needs; kept so that cached results stay valid). States of terminated episodes all
-    count.
-    """
-    zeros = np.zeros(len(batch))
-    from pgclaims.agents.gae import discounted_returns
-
-    returns = discounted_returns(batch.rewards, zeros, batch.ends, gamma)
-    horizon = int(np.ceil(np.log(0.01) / np.log(gamma)))
-    usable = np.ones(len(batch), bool)
-    steps_left = 0
-    cut = False
-    for t in range(len(batch) - 1, -1, -1):
-        if batch.ends[t]:
-            steps_left, cut = 0, bool(batch.truncated[t])
-        steps_left += 1
-        usable[t] = (not cut) or steps_left > horizon
-    return returns, usable
-
-
 def fit_true_value(agent: Agent, batches: list[Batch], seed: int, epochs: int = 30,
                    lr: float = 1e-3, minibatch: int = 256) -> tuple[ValueNet, dict[str, Any]]:
     """A fresh value net fit to Monte Carlo returns of the current policy (Figure 4's "true
     value"), on samples disjoint from the gradient estimates."""
-    parts = [usable_returns(b, agent.hyper.gamma) for b in batches]
+    targets = TrueValueTargets(agent, seed)
+    parts = [targets(b, c) for c, b in enumerate(batches)]
     return _fit_returns([p.obs for p in parts], [p.returns for p in parts], seed, epochs, lr,
                         minibatch)
 
@@ -167,8 +154,27 @@ class UsableReturns:
 
 
 def usable_returns(batch: Batch, gamma: float) -> UsableReturns:
+    """The table1 true-value targets of a chunk: cut tails excluded (:func:`mc_returns`)."""
     ret, ok = mc_returns(batch, gamma)
     return UsableReturns(batch.obs[ok], ret[ok], batch.n_trajectories, batch.episode_returns)
+
+
+class TrueValueTargets:
+    """``targets(batch, chunk)``: a chunk's "true value" regression targets, the same returns
+    the agent's protocol uses for the value error (:mod:`pgclaims.measure.returns`); the
+    continuation of chunk c (corrected protocol) draws from its own stream (seed, 93, c)."""
+
+    def __init__(self, agent: Agent, seed: int) -> None:
+        from pgclaims.agents.protocol import get_protocol
+
+        self.agent, self.seed = agent, seed
+        self.kind = get_protocol(agent.config.protocol).returns_target
+        self.policy = agent.policy.numpy_sampler()
+
+    def __call__(self, batch: Batch, chunk: int) -> UsableReturns:
+        ret, ok = returns_target(self.agent, batch, self.kind, self.policy,
+                                 rng_for(self.seed, 93, chunk))
+        return UsableReturns(batch.obs[ok], ret[ok], batch.n_trajectories, batch.episode_returns)
 
 
 @dataclass
@@ -222,6 +228,10 @@ def pooled_stats(agent: Agent, n: int, rng_path: tuple[int, ...], seed: int,
     return total
 
 
+def _moments(stats: GradStats) -> np.ndarray:
+    return unit_moments(stats.s_ga, stats.s_g, stats.n)
+
+
 def _n_params(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
@@ -240,6 +250,11 @@ class GradientStudy:
     """Trajectories (complete or cut) in each 2048-pair chunk sampled."""
     episode_returns: np.ndarray
     """Raw undiscounted returns of the complete episodes in those chunks."""
+    true_cos_debiased: np.ndarray | None = None
+    """(k, repeats): the same pairs' cosine with the exact gradient, the true gradient's own
+    noise removed (module docstring; a ratio estimator, not clipped, may exceed 1). NaN where
+    the pool's |g|^2 estimate is not positive (counted in meta). None only in a study cached
+    before it existed: a claim that needs it must refuse (claims/conftest.py does)."""
     meta: dict[str, Any] = field(default_factory=dict)
 
     def at(self, n: int) -> int:
@@ -266,8 +281,8 @@ def gradient_study(agent: Agent, n_grid: tuple[int, ...], repeats: int, true_gra
 
     true_net, true_meta = None, {}
     if true_value_n:
-        jobs = [(CHUNK, (2, c), agent.hyper.gamma) for c in range(-(-true_value_n // CHUNK))]
-        parts = list(chunk_map(agent, usable_returns, jobs, seed, workers))
+        jobs = [(CHUNK, (2, c), c) for c in range(-(-true_value_n // CHUNK))]
+        parts = list(chunk_map(agent, TrueValueTargets(agent, seed), jobs, seed, workers))
         pairs += CHUNK * len(jobs)
         true_net, true_meta = _fit_returns([p.obs for p in parts], [p.returns for p in parts],
                                            seed)
@@ -287,6 +302,7 @@ def gradient_study(agent: Agent, n_grid: tuple[int, ...], repeats: int, true_gra
 
     est = {b: np.zeros((len(small) + len(big), repeats, dim)) for b in names}
     pools: list[GradStats] = []
+    moments = np.zeros((repeats + 1, 4))  # summed unit_moments per stream, then the extra pool
     extra = GradStats.zeros(dim)
     with closing(chunk_map(agent, reduce, jobs, seed, workers)) as results:
         for i in range(repeats):
@@ -302,6 +318,7 @@ def gradient_study(agent: Agent, n_grid: tuple[int, ...], repeats: int, true_gra
                 trajectories.append(chunk.trajectories)
                 returns.append(chunk.episode_returns)
                 acc = {b: acc[b] + chunk.stats[b] for b in names}
+                moments[i] += _moments(chunk.stats["valuenet"])
                 n_now = (c + 1) * CHUNK
                 if n_now in big:
                     k = len(small) + big.index(n_now)
@@ -313,8 +330,11 @@ def gradient_study(agent: Agent, n_grid: tuple[int, ...], repeats: int, true_gra
         for chunk in results:
             pairs += CHUNK
             extra = extra + chunk.stats["valuenet"]
+            moments[repeats] += _moments(chunk.stats["valuenet"])
     total = sum(pools[1:], pools[0]) + extra
     true_cos = np.zeros((len(small) + len(big), repeats))
+    debiased = np.zeros_like(true_cos)
+    fraction = []
     for i in range(repeats):
         others = GradStats(total.s_ga - pools[i].s_ga, total.s_g - pools[i].s_g,
                            total.s_a - pools[i].s_a, total.s_a2 - pools[i].s_a2,
@@ -322,6 +342,12 @@ def gradient_study(agent: Agent, n_grid: tuple[int, ...], repeats: int, true_gra
         g_true = others.estimate()
         for k in range(len(small) + len(big)):
             true_cos[k, i] = cosine(est["valuenet"][k, i], g_true)
+        mu = others.s_a / others.n
+        mom = moments[[j for j in range(repeats + 1) if j != i]].sum(axis=0)
+        pool = (others.s_ga - mu * others.s_g, centered_sq(mom, mu), others.n, mom[3])
+        debiased[:, i] = debiased_cosines(est["valuenet"][:, i], *pool)
+        fraction.append(signal_fraction(*pool))
+    units = (repeats - 1) * (n_max // CHUNK) + extra.n // CHUNK
     return GradientStudy(
         n=np.asarray(small + big),
         pairwise={b: np.stack([loo_pairwise(est[b][k]) for k in range(len(small) + len(big))])
@@ -329,9 +355,18 @@ def gradient_study(agent: Agent, n_grid: tuple[int, ...], repeats: int, true_gra
         true_cos=true_cos,
         trajectories=np.asarray(trajectories),
         episode_returns=np.concatenate(returns) if returns else np.zeros(0),
+        true_cos_debiased=debiased,
         meta={
             "true_gradient": "leave-one-pool-out: the other streams' full pools plus a shared "
                              "extra pool, disjoint from the estimate",
+            "true_cos_debiased": "<e, S>/n_P / (|e| sqrt(U)), U the U-statistic of |g|^2 over "
+                                 "pairs of distinct chunks of the true gradient's pool",
+            "true_grad_sq_units": int(units),
+            "true_grad_sq_unit_pairs": int(units * (units - 1) // 2),
+            "true_grad_signal_fraction": [float(f) if np.isfinite(f) else None  # < 2 units
+                                          for f in fraction],
+            "true_cos_debiased_undefined": int(np.isnan(debiased).sum()),
+            "true_cos_debiased_above_one": int((np.abs(debiased) > 1).sum()),
             "true_grad_pairs": int(total.n - n_max),
             "extra_pool_pairs": int(extra.n),
             "pairs_sampled": int(pairs),
@@ -340,21 +375,3 @@ def gradient_study(agent: Agent, n_grid: tuple[int, ...], repeats: int, true_gra
         },
     )
 
-
-def mean_pairwise_cosine(vectors: np.ndarray) -> float:
-    """Mean cosine similarity over all pairs i < j of the rows of ``vectors`` (dimensionless).
-
-    Raises ValueError for fewer than 2 rows, a zero row or non-finite entries."""
-    v = np.asarray(vectors, dtype=np.float64)
-    if v.ndim != 2 or v.shape[0] < 2:
-        raise ValueError(f"need a 2-D array with at least 2 rows (vectors), got shape {v.shape}")
-    if not np.all(np.isfinite(v)):
-        raise ValueError("vectors contain non-finite entries")
-    scale = np.max(np.abs(v), axis=1, keepdims=True)
-    if np.any(scale == 0):
-        raise ValueError(f"zero vector in rows {np.flatnonzero(scale[:, 0] == 0).tolist()}")
-    u = v / scale  # guards the norm against overflow and underflow
-    u /= np.linalg.norm(u, axis=1, keepdims=True)
-    gram = u @ u.T
-    i, j = np.triu_indices(len(u), k=1)
-    return float(np.clip(gram[i, j], -1.0, 1.0).mean())

@@ -139,21 +139,33 @@ def _scale_name(scale: Any) -> Any:
     return scale.get("name") if isinstance(scale, dict) else scale
 
 
-def result_key(claim_id: str, params: dict[str, Any]) -> tuple[str, str]:
-    """Identity of one parametrised claim across runs."""
-    return claim_id, json.dumps(_plain(params), sort_keys=True)
+ResultKey = tuple[str, str | None, str]
+
+
+def result_key(claim_id: str, params: dict[str, Any]) -> ResultKey:
+    """Identity of one parametrised claim across runs: claim id, protocol, the other params.
+
+    The protocol is part of the identity, so a result under one protocol is never compared with
+    the same claim under another. A row whose params carry no protocol (written before
+    protocols existed) has protocol None and matches earlier rows without one.
+    """
+    protocol = params.get("protocol")
+    rest = {k: v for k, v in params.items() if k != "protocol"}
+    return (claim_id, None if protocol is None else str(protocol),
+            json.dumps(_plain(rest), sort_keys=True))
 
 
 def previous_verdicts(history: list[dict[str, Any]],
-                      results: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
-    """For each (claim_id, params), the latest history row of an earlier run of the same scale.
+                      results: dict[str, Any]) -> dict[ResultKey, dict[str, Any]]:
+    """For each (claim_id, protocol, params), the latest history row of an earlier run of the
+    same scale.
 
     "Earlier" means another run id with an older ``created`` time, so a history that already
     holds this run's own lines (appended before rendering) is handled.
     """
     now = _timestamp(results["created"])
     scale = results["scale"]["name"]
-    best: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+    best: dict[ResultKey, tuple[float, dict[str, Any]]] = {}
     for row in history:
         if row.get("run_id") == results["run_id"] or _scale_name(row.get("scale")) != scale:
             continue

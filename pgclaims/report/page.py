@@ -1,8 +1,9 @@
 """Render a validated results.json into one self-contained ``index.html``.
 
 Everything the page shows comes from results.json (and the history file): statistics,
-intervals, p-values and verdicts are the claims suite's. The only numbers made here are
-counts and the Holm / Benjamini-Hochberg adjustments of the given p-values.
+intervals, p-values, their Holm / Benjamini-Hochberg adjustments and verdicts are the claims
+suite's. The only numbers made here are counts. The protocol view is in
+:mod:`pgclaims.report.protocols`, shared formatting in :mod:`pgclaims.report.fmt`.
 """
 
 from __future__ import annotations
@@ -10,56 +11,30 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from html import escape
 from pathlib import Path
 from typing import Any
 
 from .figures import paper_figures
 from .files import write_atomic
+from .fmt import SYMBOLS, duration, esc, interval_text, num, reading_of
 from .forest import forest_svg, params_label
-from .history import previous_verdicts, result_key
+from .history import ResultKey, previous_verdicts, result_key
+from .protocols import (
+    has_protocol_view,
+    protocol_fields_table,
+    protocol_note,
+    protocols_section,
+)
 from .schema import VERDICTS
 from .style import CSS
 
-SYMBOLS = {"REPRODUCED": "✔", "REFUTED": "✘", "INCONCLUSIVE": "?", "ERROR": "⚠"}
+__all__ = ["build_page", "duration", "interval_text", "num", "render", "substitution_sentence"]
+
 RULE_WORDS = {"<": "below", "<=": "at most", ">": "above", ">=": "at least"}
 ALPHA = 0.05  # family-wise / false-discovery level for the multiple-testing view
 SIG = ' class="sig"'
 
 Row = dict[str, Any]
-
-
-def _e(value: Any) -> str:
-    return escape(str(value), quote=True)
-
-
-def num(x: Any) -> str:
-    """A statistic for humans: 3 significant digits, thousands without exponent."""
-    if x is None:
-        return "n/a"
-    if isinstance(x, bool) or not isinstance(x, int | float):
-        return str(x)
-    if math.isnan(x):
-        return "nan"
-    if math.isinf(x):
-        return "∞" if x > 0 else "−∞"
-    if abs(x) >= 1000:
-        return f"{x:,.0f}"
-    if x == 0 or abs(x) >= 1e-3:
-        return f"{x:.3g}"
-    return f"{x:.2e}"
-
-
-def interval_text(interval: list[float] | None) -> str:
-    return "n/a" if interval is None else f"[{num(interval[0])}, {num(interval[1])}]"
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "not recorded"
-    s = int(round(seconds))
-    h, m = divmod(s // 60, 60)
-    return f"{h} h {m} min" if h else f"{m} min {s % 60} s" if m else f"{seconds:.1f} s"
 
 
 def rule_text(row: Row) -> str:
@@ -85,42 +60,54 @@ def _column(row: Row) -> tuple[str, str]:
     return str(p.get("env", "any env")), str(p["algo"]).upper() if "algo" in p else "any algo"
 
 
-def _other_params(row: Row) -> str:
-    """What tells apart several results in one (env, algo) cell, e.g. the checkpoint."""
-    return params_label({k: v for k, v in row["params"].items() if k not in ("env", "algo")})
+def _cell_labels(rows: list[Row]) -> list[str]:
+    """What tells apart several results in one (env, algo) cell: the parameters whose values
+    differ between them (e.g. the checkpoint, the protocol); nothing for a lone result."""
+    if len(rows) < 2:
+        return [""] * len(rows)
+    keys = [k for k in dict.fromkeys(k for r in rows for k in r["params"])
+            if k not in ("env", "algo")
+            and len({json.dumps(r["params"].get(k), default=str) for r in rows}) > 1]
+    return [" · ".join(str(r["params"].get(k)) if k == "protocol" else f"{k}={r['params'].get(k)}"
+                       for k in keys) for r in rows]
+
+
+def _tip(row: Row) -> str:
+    reading = reading_of(row)
+    return (f"{row['verdict']}: {num(row['statistic'])} {interval_text(row['interval'])} "
+            f"({params_label(row['params'])}) — {row['reason']}"
+            + (f" Reading: {reading}" if reading else ""))
 
 
 def _chip(row: Row, label: str = "") -> str:
     v = row["verdict"]
-    tip = (f"{v}: {num(row['statistic'])} {interval_text(row['interval'])} "
-           f"({params_label(row['params'])}) — {row['reason']}")
-    small = f"<small>{_e(label)}</small>" if label else ""
-    return (f'<span class="chip v-{v}" data-verdict="{v}" title="{_e(tip)}">{small}'
-            f"{SYMBOLS[v]} {_e(num(row['statistic']))}</span>")
+    small = f"<small>{esc(label)}</small>" if label else ""
+    return (f'<span class="chip v-{v}" data-verdict="{v}" title="{esc(_tip(row))}">{small}'
+            f"{SYMBOLS[v]} {esc(num(row['statistic']))}</span>")
 
 
 def _verdict_table(grouped: dict[str, dict[str, list[Row]]], results: list[Row]) -> str:
     columns = list(dict.fromkeys(_column(r) for r in results))
-    head = "".join(f'<th scope="col">{_e(env)}<br>{_e(algo)}</th>'
+    head = "".join(f'<th scope="col">{esc(env)}<br>{esc(algo)}</th>'
                    for env, algo in columns)
     body = []
     for section, claims in grouped.items():
         body.append(f'<tr class="section-row"><th colspan="{len(columns) + 2}">'
-                    f"{_e(section)}</th></tr>")
+                    f"{esc(section)}</th></tr>")
         for claim_id, rows in claims.items():
             cells = []
             for col in columns:
                 mine = [r for r in rows if _column(r) == col]
                 kinds = {r["verdict"] for r in mine}
                 verdict = kinds.pop() if len(kinds) == 1 else "MIXED" if kinds else "NONE"
-                chips = "".join(_chip(r, _other_params(r) if len(mine) > 1 else "")
-                                for r in mine) or "·"
+                chips = "".join(_chip(r, label)
+                                for r, label in zip(mine, _cell_labels(mine), strict=True)) or "·"
                 cells.append(f'<td class="cell v-{verdict}" data-verdict="{verdict}">{chips}</td>')
-            body.append(f'<tr data-claim-id="{_e(claim_id)}"><th scope="row">'
-                        f'<a href="#claim-{_e(claim_id)}"><code>{_e(claim_id)}</code></a></th>'
-                        f'<th class="note paper">{_e(rows[0]["paper"])}</th>{"".join(cells)}</tr>')
+            body.append(f'<tr data-claim-id="{esc(claim_id)}"><th scope="row">'
+                        f'<a href="#claim-{esc(claim_id)}"><code>{esc(claim_id)}</code></a></th>'
+                        f'<th class="note paper">{esc(rows[0]["paper"])}</th>{"".join(cells)}</tr>')
     legend = " ".join(f'<span class="chip v-{v}">{SYMBOLS[v]} {v}</span>' for v in VERDICTS)
-    return (f'<div class="scroll"><table class="grid" id="verdict-table"><thead><tr>'
+    return (f'<div class="scroll"><table class="grid wide" id="verdict-table"><thead><tr>'
             f'<th scope="col">claim</th><th scope="col">paper</th>{head}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table></div>'
             f'<p class="note legend">Each cell shows the statistic of every parametrisation '
@@ -128,33 +115,35 @@ def _verdict_table(grouped: dict[str, dict[str, list[Row]]], results: list[Row])
             f'<span class="chip v-NONE">· not run for this combination</span></p>')
 
 
-def _changes(results: dict[str, Any], previous: dict[tuple[str, str], Row]) -> str:
+def _changes(results: dict[str, Any], previous: dict[ResultKey, Row]) -> str:
     scale = results["scale"]["name"]
     if not previous:
-        return (f'<p class="note">No earlier run of scale <code>{_e(scale)}</code> in the '
+        return (f'<p class="note">No earlier run of scale <code>{esc(scale)}</code> in the '
                 "history.</p>")
     flips = []
     for row in results["results"]:
         prev = previous.get(result_key(row["claim_id"], row["params"]))
         if prev is not None and prev.get("verdict") != row["verdict"]:
             flips.append(
-                f'<tr class="changed" data-claim-id="{_e(row["claim_id"])}">'
-                f'<th scope="row"><a href="#claim-{_e(row["claim_id"])}"><code>'
-                f'{_e(row["claim_id"])}</code></a></th><td>{_e(params_label(row["params"]))}</td>'
-                f'<td class="v-{_e(prev.get("verdict"))}">{_e(prev.get("verdict"))}</td>'
-                f'<td class="mono">{_e(prev.get("run_id"))}</td>'
+                f'<tr class="changed" data-claim-id="{esc(row["claim_id"])}">'
+                f'<th scope="row"><a href="#claim-{esc(row["claim_id"])}"><code>'
+                f'{esc(row["claim_id"])}</code></a></th>'
+                f'<td class="params">{esc(params_label(row["params"]))}</td>'
+                f'<td class="v-{esc(prev.get("verdict"))}">{esc(prev.get("verdict"))}</td>'
+                f'<td class="mono">{esc(prev.get("run_id"))}</td>'
                 f'<td class="v-{row["verdict"]}">{row["verdict"]}</td></tr>')
     if not flips:
         return (f'<p class="note">No verdict changed since the previous run of scale '
-                f"<code>{_e(scale)}</code>.</p>")
+                f"<code>{esc(scale)}</code>.</p>")
     return (f'<p>{len(flips)} verdict(s) changed since the previous run of scale '
-            f'<code>{_e(scale)}</code>:</p><table class="grid" id="changes-table"><thead><tr>'
-            "<th>claim</th><th>parameters</th><th>previous verdict</th><th>previous run</th>"
-            f"<th>now</th></tr></thead><tbody>{''.join(flips)}</tbody></table>")
+            f'<code>{esc(scale)}</code>:</p><div class="scroll"><table class="grid" '
+            'id="changes-table"><thead><tr><th>claim</th><th>parameters</th>'
+            "<th>previous verdict</th><th>previous run</th><th>now</th></tr></thead>"
+            f"<tbody>{''.join(flips)}</tbody></table></div>")
 
 
 def _claim_article(claim_id: str, rows: list[Row], uid: str,
-                   previous: dict[tuple[str, str], Row]) -> str:
+                   previous: dict[ResultKey, Row]) -> str:
     first = rows[0]
     counts = Counter(r["verdict"] for r in rows)
     summary = " ".join(f'<span class="chip v-{v}">{SYMBOLS[v]} {counts[v]} {v}</span>'
@@ -164,24 +153,28 @@ def _claim_article(claim_id: str, rows: list[Row], uid: str,
         prev = previous.get(result_key(r["claim_id"], r["params"]))
         was = ""
         if prev is not None and prev.get("verdict") != r["verdict"]:
-            was = (f'<span class="changed">was {_e(prev.get("verdict"))}</span> '
-                   f'<span class="mono">({_e(prev.get("run_id"))})</span>')
+            was = (f'<span class="changed">was {esc(prev.get("verdict"))}</span> '
+                   f'<span class="mono">({esc(prev.get("run_id"))})</span>')
         reps = f"{num(r.get('n_agents'))} × {num(r.get('n_repeats'))}"
+        reading = reading_of(r)
+        note = f'<p class="reading"><b>Reading:</b> {esc(reading)}</p>' if reading else ""
         trs.append(
-            f'<tr><td>{_e(params_label(r["params"]))}</td><td>{_e(num(r["statistic"]))}</td>'
-            f'<td>{_e(interval_text(r["interval"]))}</td><td>{_e(num(r["p_value"]))}</td>'
-            f'<td class="v-{r["verdict"]}" data-verdict="{r["verdict"]}">{r["verdict"]}</td>'
-            f'<td>{_e(r["reason"])}</td><td>{reps}</td>'
-            f'<td>{_e(duration(r.get("duration_s")))}</td><td>{was}</td></tr>')
+            f'<tr><td class="params" title="{esc(r["nodeid"])}">{esc(params_label(r["params"]))}'
+            f'</td><td class="num">{esc(num(r["statistic"]))}</td>'
+            f'<td class="num">{esc(interval_text(r["interval"]))}</td>'
+            f'<td class="num">{esc(num(r["p_value"]))}</td>'
+            f'<td class="verdict v-{r["verdict"]}" data-verdict="{r["verdict"]}">{r["verdict"]}'
+            f'</td><td class="reason">{esc(r["reason"])}{note}</td><td class="num">{reps}</td>'
+            f'<td class="num">{esc(duration(r.get("duration_s")))}</td><td>{was}</td></tr>')
     return (
-        f'<article class="claim" id="claim-{_e(claim_id)}"><h4>{_e(claim_id)}</h4>'
-        f'<p class="sentence">{_e(first["sentence"])}</p>'
-        f'<table class="kv"><tr><th>paper</th><td>{_e(first["paper"])}</td></tr>'
-        f'<tr><th>statistic</th><td>{_e(first["statistic_name"])}</td></tr>'
-        f"<tr><th>verdict rule</th><td>{_e(rule_text(first))}</td></tr>"
+        f'<article class="claim" id="claim-{esc(claim_id)}"><h4>{esc(claim_id)}</h4>'
+        f'<p class="sentence">{esc(first["sentence"])}</p>'
+        f'<table class="kv"><tr><th>paper</th><td>{esc(first["paper"])}</td></tr>'
+        f'<tr><th>statistic</th><td>{esc(first["statistic_name"])}</td></tr>'
+        f"<tr><th>verdict rule</th><td>{esc(rule_text(first))}</td></tr>"
         f"<tr><th>verdicts</th><td>{summary}</td></tr></table>"
         f"{forest_svg(rows, uid=uid)}"
-        f'<div class="scroll"><table class="grid"><thead><tr><th>parameters</th>'
+        f'<div class="scroll"><table class="grid wide results"><thead><tr><th>parameters</th>'
         "<th>statistic</th><th>95% interval</th><th>p (one-sided)</th><th>verdict</th>"
         "<th>reason</th><th>agents × repeats</th><th>duration</th><th>change</th></tr></thead>"
         f"<tbody>{''.join(trs)}</tbody></table></div></article>")
@@ -200,10 +193,10 @@ def _multiple_testing(results: list[Row]) -> str:
     for r in family:
         raw, h, bh = r["p_value"], r["p_holm"], r["p_bh"]
         rows.append(
-            f'<tr><th scope="row"><code>{_e(r["claim_id"])}</code></th>'
-            f'<td>{_e(params_label(r["params"]))}</td><td>{_e(num(raw))}</td>'
-            f"<td{SIG if h < ALPHA else ''}>{_e(num(h))}</td>"
-            f"<td{SIG if bh < ALPHA else ''}>{_e(num(bh))}</td>"
+            f'<tr><th scope="row"><code>{esc(r["claim_id"])}</code></th>'
+            f'<td class="params">{esc(params_label(r["params"]))}</td><td>{esc(num(raw))}</td>'
+            f"<td{SIG if h < ALPHA else ''}>{esc(num(h))}</td>"
+            f"<td{SIG if bh < ALPHA else ''}>{esc(num(bh))}</td>"
             f'<td class="v-{r["verdict"]}">{r["verdict"]}</td></tr>')
     return (
         f"<p>The family is every result of this run that carries a one-sided p-value "
@@ -219,13 +212,13 @@ def _multiple_testing(results: list[Row]) -> str:
 def _figures(figures: dict[str, Any]) -> str:
     parts = []
     for fig in paper_figures(figures):
-        parts.append(f'<section id="{fig.anchor}"><h3>{_e(fig.title)}</h3>'
-                     f'<p class="sub">{_e(fig.description)}</p>')
+        parts.append(f'<section id="{fig.anchor}"><h3>{esc(fig.title)}</h3>'
+                     f'<p class="sub">{esc(fig.description)}</p>')
         if not fig.drawings:
             parts.append('<p class="missing">Not measured at this scale.</p>')
         for d in fig.drawings:
-            body = d.svg if d.svg is not None else f'<p class="missing">{_e(d.error)}</p>'
-            parts.append(f"<figure>{body}<figcaption>{_e(d.caption)}</figcaption></figure>")
+            body = d.svg if d.svg is not None else f'<p class="missing">{esc(d.error)}</p>'
+            parts.append(f"<figure>{body}<figcaption>{esc(d.caption)}</figcaption></figure>")
         parts.append("</section>")
     return "".join(parts)
 
@@ -255,34 +248,39 @@ def _provenance(results: dict[str, Any]) -> str:
         ("bootstrap", ", ".join(f"{k} = {v}" for k, v in boot.items()) or "not recorded"),
         ("wall time", duration(prov.get("wall_time_s"))),
     ]
-    kv = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in items)
-    pkgs = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>"
+    kv = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in items)
+    pkgs = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>"
                    for k, v in sorted((prov.get("packages") or {}).items()))
-    return (f'<p id="env-substitution">{_e(substitution_sentence(prov))}</p>'
+    return (f'<p id="env-substitution">{esc(substitution_sentence(prov))}</p>'
             f'<table class="kv">{kv}</table><h3>Package versions</h3>'
-            f'<table class="kv mono">{pkgs or "<tr><td>not recorded</td></tr>"}</table>')
+            f'<table class="kv mono">{pkgs or "<tr><td>not recorded</td></tr>"}</table>'
+            f"{protocol_fields_table(results)}")
 
 
 def _header(results: dict[str, Any]) -> str:
     counts = Counter(r["verdict"] for r in results["results"])
     badges = "".join(f'<div class="count v-{v}" id="count-{v}"><b>{counts[v]}</b>{v}</div>'
                      for v in VERDICTS)
-    profile = "".join(f"<div><b>{_e(k)}</b> <code>{_e(json.dumps(v))}</code></div>"
+    profile = "".join(f"<div><b>{esc(k)}</b> <code>{esc(json.dumps(v))}</code></div>"
                       for k, v in results["scale"].items())
     return (
         "<header><h1>A Closer Look at Deep Policy Gradients — claims report</h1>"
-        f'<p class="sub">Run <code>{_e(results["run_id"])}</code> · scale '
-        f'<b>{_e(results["scale"]["name"])}</b> · created {_e(results["created"])} · wall time '
-        f'{_e(duration(results["provenance"].get("wall_time_s")))} · '
+        f'<p class="sub">Run <code>{esc(results["run_id"])}</code> · scale '
+        f'<b>{esc(results["scale"]["name"])}</b> · created {esc(results["created"])} · wall time '
+        f'{esc(duration(results["provenance"].get("wall_time_s")))} · '
         f'{len(results["results"])} tests</p><div class="counts">{badges}</div>'
-        f'<p class="note">{_e(substitution_sentence(results["provenance"]))}</p>'
-        f'<details open><summary>Scale profile <code>{_e(results["scale"]["name"])}</code>'
+        f'<p class="note">{esc(substitution_sentence(results["provenance"]))}</p>'
+        f"{protocol_note(results)}"
+        f'<details open><summary>Scale profile <code>{esc(results["scale"]["name"])}</code>'
         f'</summary><div class="profile">{profile}</div></details></header>')
 
 
-NAV = ("<nav><a href='#summary'>summary</a><a href='#changes'>changes</a>"
-       "<a href='#claims'>claims</a><a href='#multiple-testing'>multiple testing</a>"
-       "<a href='#figures'>paper figures</a><a href='#provenance'>provenance</a></nav>")
+def _nav(protocols: bool) -> str:
+    links = [("summary", "summary"), *([("protocols", "protocols")] if protocols else []),
+             ("changes", "changes"), ("claims", "claims"),
+             ("multiple-testing", "multiple testing"), ("figures", "paper figures"),
+             ("provenance", "provenance")]
+    return "<nav>" + "".join(f"<a href='#{a}'>{text}</a>" for a, text in links) + "</nav>"
 
 
 def build_page(results: dict[str, Any], history: list[Row] | None = None) -> str:
@@ -292,15 +290,18 @@ def build_page(results: dict[str, Any], history: list[Row] | None = None) -> str
     previous = previous_verdicts(history or [], results)
     articles, k = [], 0
     for section, claims in grouped.items():
-        articles.append(f"<h3>{_e(section)}</h3>")
+        articles.append(f"<h3>{esc(section)}</h3>")
         for claim_id, claim_rows in claims.items():
             articles.append(_claim_article(claim_id, claim_rows, f"forest{k}", previous))
             k += 1
+    protocols = has_protocol_view(results)
+    compared = (f'<section id="protocols"><h2>Protocols</h2>{protocols_section(results)}'
+                "</section>" if protocols else "")
     body = (
-        f"{_header(results)}{NAV}"
+        f"{_header(results)}{_nav(protocols)}"
         f'<section id="summary"><h2>All claims</h2>'
         f"{_verdict_table(grouped, rows) if rows else '<p>No claim results in this run.</p>'}"
-        f'</section><section id="changes"><h2>Changed since the previous run</h2>'
+        f'</section>{compared}<section id="changes"><h2>Changed since the previous run</h2>'
         f"{_changes(results, previous)}</section>"
         f'<section id="claims"><h2>Claims</h2>{"".join(articles)}</section>'
         f'<section id="multiple-testing"><h2>Multiple testing</h2>{_multiple_testing(rows)}'
@@ -310,7 +311,7 @@ def build_page(results: dict[str, Any], history: list[Row] | None = None) -> str
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f'<title>pgclaims · {_e(results["run_id"])}</title><style>{CSS}</style></head>'
+        f'<title>pgclaims · {esc(results["run_id"])}</title><style>{CSS}</style></head>'
         f"<body>{body}</body></html>\n")
 
 

@@ -117,6 +117,13 @@ PROVENANCE: Spec = {
     "packages": (DICT, False),
     "wall_time_s": (_nullable(NUM), False),
     "bootstrap": (DICT, False),
+    "protocols": ((lambda v: isinstance(v, dict) and all(isinstance(x, dict) for x in v.values()),
+                   "an object of protocol objects"), False),
+}
+# One protocol of provenance.protocols; its other fields (the choices) are shown as they are.
+PROTOCOL: Spec = {
+    "name": (NONEMPTY_STR, True),
+    "summary": (STR, True),
 }
 ROW: Spec = {
     "nodeid": (STR, True),
@@ -135,6 +142,7 @@ ROW: Spec = {
     "p_bh": (_nullable(PROB), False),
     "verdict": (_one_of(*VERDICTS), True),
     "reason": (STR, True),
+    "reading": (_nullable(STR), False),
     "n_agents": (_nullable(INT), False),
     "n_repeats": (_nullable(INT), False),
     "duration_s": (_nullable(NUM), False),
@@ -230,8 +238,14 @@ def validate(doc: Any, file: Path) -> dict[str, Any]:
     chk.object(doc, TOP, "")
     chk.object(doc["scale"], SCALE, "scale")
     chk.object(doc["provenance"], PROVENANCE, "provenance")
+    for name, protocol in (doc["provenance"].get("protocols") or {}).items():
+        chk.object(protocol, PROTOCOL, f"provenance.protocols.{name}")
     for i, row in enumerate(doc["results"]):
         chk.object(row, ROW, f"results[{i}]")
+        protocol = row["params"].get("protocol")
+        if protocol is not None and not NONEMPTY_STR[0](protocol):
+            chk.fail(f"results[{i}].params.protocol", "a protocol name (a non-empty string) or "
+                     "null", protocol)
     _check_figures(chk, doc.get("figures", {}))
     return doc
 

@@ -33,11 +33,32 @@ table.grid th, table.grid td { border: 1px solid var(--line); padding: 4px 7px;
 table.grid thead th { background: #f2f2f2; text-align: center; }
 table.grid th[scope=row], table.grid th.paper { text-align: left; font-weight: normal; }
 table.grid th[scope=row] { white-space: nowrap; }
+/* Nothing may push a table past the page at laptop widths: long parameters, reasons and
+   readings wrap (anywhere, if a token is longer than its column); numbers stay whole. */
+table.grid { max-width: 100%; }
+table.grid.wide { width: 100%; }
+table.grid td.reason, table.grid td.pdiff, table.grid td.pcell, .chip, #protocol-fields-table td
+  { overflow-wrap: anywhere; }
+table.grid td.params { overflow-wrap: break-word; min-width: 12em; }
+table.grid td.num, table.grid td.verdict, td.pcell .stat, td.pcell .pverdict
+  { white-space: nowrap; }
+table.results td.params { width: 24%; }
+table.results td.reason { width: 28%; }
+p.reading, small.reading { color: #5a2a2a; font-size: 12.5px; margin: 3px 0 0; }
 tr.section-row th { background: #333; color: #fff; text-align: left; }
 td.cell { text-align: center; min-width: 92px; }
 .chip { display: inline-block; padding: 1px 6px; margin: 1px; border-radius: 4px;
-  white-space: nowrap; }
+  max-width: 100%; }
 .chip small { opacity: 0.8; margin-right: 4px; }
+#protocol-table td.pcell { width: 30%; }
+#protocol-table td.pdiff { width: 18%; }
+td.pcell .pverdict { font-weight: 600; display: block; }
+td.pcell small { display: block; }
+td.pdiff small { display: block; }
+td.pdiff.differs { background: #fff3c4; }
+ul.protocols { margin: 4px 0 8px; padding-left: 20px; }
+ul.protocols li { margin: 3px 0; }
+#protocol-fields-table tr.differs th, #protocol-fields-table tr.differs td { font-weight: 700; }
 .v-REPRODUCED { background: var(--ok); color: var(--ok-ink); }
 .v-REFUTED { background: var(--bad); color: var(--bad-ink); }
 .v-INCONCLUSIVE { background: var(--amb); color: var(--amb-ink); }

@@ -40,10 +40,11 @@ class AgentStore:
     """``agents.get(env, algo, seed, iteration)`` for the active scale; every call returns a
     fresh :class:`pgclaims.agents.agent.Agent` (callers may mutate it)."""
 
-    def __init__(self, scale: Scale, cache: Path, run_id: str) -> None:
+    def __init__(self, scale: Scale, cache: Path, run_id: str, protocol: str = "authors") -> None:
         self.scale = scale
         self.cache = cache
         self.run_id = run_id
+        self.protocol = protocol
         self._trained: dict[str, Path] = {}
 
     @property
@@ -54,7 +55,8 @@ class AgentStore:
         from pgclaims.agents.agent import TrainConfig
 
         checkpoints = tuple(sorted({*self.scale.checkpoints, self.scale.iterations}))
-        return TrainConfig.create(env, algo, seed, self.scale.iterations, checkpoints)
+        return TrainConfig.create(env, algo, seed, self.scale.iterations, checkpoints,
+                                  protocol=self.protocol)
 
     def get(self, env: str, algo: str, seed: int, iteration: int) -> Agent:
         """The agent ``env``/``algo``/``seed`` at checkpoint ``iteration``."""
@@ -66,7 +68,8 @@ class AgentStore:
             from pgclaims.agents import fixtures
 
             try:
-                return fixtures.load(env, algo, seed, iteration, self.scale.iterations)
+                return fixtures.load(env, algo, seed, iteration, self.scale.iterations,
+                                     protocol=self.protocol)
             except fixtures.FixtureError as exc:
                 pytest.fail(f"FixtureError: {exc}", pytrace=False)
         from pgclaims.agents import checkpoint
@@ -84,7 +87,8 @@ class AgentStore:
             from pgclaims.agents import fixtures
 
             try:
-                return fixtures.curve(env, algo, seed, self.scale.iterations)
+                return fixtures.curve(env, algo, seed, self.scale.iterations,
+                                      protocol=self.protocol)
             except fixtures.FixtureError as exc:
                 pytest.fail(f"FixtureError: {exc}", pytrace=False)
         path = self._ensure_trained(env, algo, seed) / "curve.json"
@@ -101,8 +105,8 @@ class AgentStore:
                         if self.scale.source == "fixtures":
                             from pgclaims.agents import fixtures
 
-                            out[(env, algo, seed)] = fixtures.curve(env, algo, seed,
-                                                                    self.scale.iterations)
+                            out[(env, algo, seed)] = fixtures.curve(
+                                env, algo, seed, self.scale.iterations, protocol=self.protocol)
                             continue
                         run_dir = self.cache / "agents" / self.config(env, algo, seed).key()
                         if (run_dir / COMPLETE).exists():
@@ -120,7 +124,7 @@ class AgentStore:
         if key in self._trained:
             return self._trained[key]
         run_dir = self.cache / "agents" / key
-        label = f"{env} {algo} seed {seed} ({config.iterations} iterations)"
+        label = f"{self.protocol} {env} {algo} seed {seed} ({config.iterations} iterations)"
         if not (run_dir / COMPLETE).exists():
             run_dir.parent.mkdir(parents=True, exist_ok=True)
             lock = FileLock(str(run_dir) + ".lock")

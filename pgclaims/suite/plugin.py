@@ -55,6 +55,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--claim", dest="pgclaims_claim", action="append", default=[],
                     metavar="ID", help="run only the tests of this claim id (repeatable, "
                     "comma-separated or a pattern such as 'grad.*')")
+    group.addoption("--protocol", dest="pgclaims_protocol", default=None, metavar="NAME",
+                    help="protocol(s) whose agents to measure: authors, corrected, table1, a "
+                    "comma-separated list, or all (authors and corrected); default: the "
+                    "scale's")
     group.addoption("--env", dest="pgclaims_env", action="append", default=[],
                     metavar="ENV_ID", help="only this environment of the scale (repeatable)")
     group.addoption("--algo", dest="pgclaims_algo", action="append", default=[],
@@ -105,6 +109,14 @@ def _make_state(config: pytest.Config) -> RunState:
         f" (--algo {a})" for a in algos)
     scale = scale.override(envs=_narrow(scale, "env", envs, scale.envs),
                            algos=_narrow(scale, "algo", algos, scale.algos))
+    protocol = config.getoption("pgclaims_protocol")
+    if protocol:
+        names = ("authors", "corrected") if protocol == "all" else tuple(_split([protocol]))
+        try:
+            scale = scale.override(protocols=names)
+        except ValueError as exc:
+            raise pytest.UsageError(f"--protocol {protocol}: {exc}") from None
+        label += f" (--protocol {protocol})"
     patterns = _claim_patterns(_split(config.getoption("pgclaims_claim")))
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None and "pgclaims_run_id" in workerinput:
@@ -187,11 +199,18 @@ def scale(request: pytest.FixtureRequest) -> Scale:
 
 
 @pytest.fixture(scope="session")
-def agents(request: pytest.FixtureRequest) -> AgentStore:
+def protocol(request: pytest.FixtureRequest) -> str:
+    """The protocol of the test's agents; claims tests are parametrized over the scale's
+    protocols (ids like ``[authors-Hopper-v5-ppo]``), other tests get the first."""
+    return state_of(request.config).scale.protocols[0]
+
+
+@pytest.fixture(scope="session")
+def agents(request: pytest.FixtureRequest, protocol: str) -> AgentStore:
     """``agents.get(env, algo, seed, iteration)``, ``agents.all(env, algo, iteration)``,
-    ``agents.curve(env, algo, seed)``, ``agents.seeds``."""
+    ``agents.curve(env, algo, seed)``, ``agents.seeds``: the agents of ``protocol``."""
     state = state_of(request.config)
-    return AgentStore(state.scale, cache_root(state.rootdir), state.run_id)
+    return AgentStore(state.scale, cache_root(state.rootdir), state.run_id, protocol)
 
 
 @pytest.fixture

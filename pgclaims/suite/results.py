@@ -27,6 +27,7 @@ import numpy as np
 
 from pgclaims.stats import benjamini_hochberg, holm
 from pgclaims.suite.claims import Claim, all_claims
+from pgclaims.suite.readings import reading
 from pgclaims.suite.scales import Scale
 
 SCHEMA_VERSION = 1
@@ -217,6 +218,7 @@ def provenance(scale: Scale, wall_time_s: float,
     """Where and how the run happened (schema "provenance"); git describes the checkout the
     pgclaims package was imported from."""
     from pgclaims.agents.envs import PAPER_ENVS
+    from pgclaims.agents.protocol import get_protocol
 
     root = Path(__file__).resolve().parent
     packages = {}
@@ -233,6 +235,7 @@ def provenance(scale: Scale, wall_time_s: float,
         "platform": platform.platform(),
         "packages": packages,
         "env_substitution": dict(PAPER_ENVS),
+        "protocols": {name: get_protocol(name).to_dict() for name in scale.protocols},
         "wall_time_s": round(wall_time_s, 1),
         "bootstrap": {"method": scale.bootstrap_method,
                       "n_resamples": scale.bootstrap_resamples,
@@ -255,7 +258,8 @@ def adjust_p_values(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def document(run_id: str, created: str, scale: Scale, rows: list[dict[str, Any]],
              prov: dict[str, Any], figures: dict[str, Any] | None = None) -> dict[str, Any]:
-    rows = adjust_p_values(rows)
+    rows = [dict(r, reading=reading(r)) if r.get("verdict") == "REFUTED" else r
+            for r in adjust_p_values(rows)]
     return plain({
         "schema": SCHEMA_VERSION,
         "run_id": run_id,

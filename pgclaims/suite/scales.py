@@ -84,9 +84,18 @@ class Scale:
     """Interval method of :func:`pgclaims.stats.hierarchical_bootstrap`."""
     confidence_level: float = 0.95
     """CLAIMS.md "Verdict": 95% intervals."""
+    protocols: tuple[str, ...] = ("authors",)
+    """Protocols whose agents the run measures, each with its own verdicts
+    (:mod:`pgclaims.agents.protocol`; ``--protocol`` chooses)."""
 
     def __post_init__(self) -> None:
+        from pgclaims.agents.protocol import PROTOCOLS
+
         problems = []
+        unknown = [p for p in self.protocols if p not in PROTOCOLS]
+        if unknown or not self.protocols:
+            problems.append(f"protocols {list(self.protocols)}: expected a non-empty subset of "
+                            f"{', '.join(PROTOCOLS)}")
         if self.source not in SOURCES:
             problems.append(f"source {self.source!r} is not one of {SOURCES}")
         if not self.envs or not self.algos or not self.seeds:

@@ -126,7 +126,12 @@ class RunSession:
             nodeid = metafunc.definition.nodeid
             message = str(exc) if str(exc).startswith(nodeid) else f"{nodeid}: {exc}"
             raise pytest.Collector.CollectError(message) from None
-        if claim is None or self.state.scale.lacks(claim.needs):
+        if claim is None:
+            return
+        if "protocol" in metafunc.fixturenames:
+            protocols = list(self.state.scale.protocols)
+            metafunc.parametrize("protocol", protocols, ids=protocols, scope="session")
+        if self.state.scale.lacks(claim.needs):
             return
         names = list(claim.over)
         missing = [p for p in names if p not in metafunc.fixturenames]
@@ -241,8 +246,8 @@ class RunSession:
             kwargs = {}
             if "curves" in inspect.signature(figure_data).parameters:
                 s = self.state
-                kwargs["curves"] = AgentStore(s.scale, cache_root(s.rootdir),
-                                              s.run_id).available_curves()
+                kwargs["curves"] = AgentStore(s.scale, cache_root(s.rootdir), s.run_id,
+                                              s.scale.protocols[0]).available_curves()
             return plain(figure_data(self.state.scale, **kwargs))
         except Exception as exc:  # the verdicts must still be written
             self.warnings.append(f"figure data failed ({type(exc).__name__}: {exc}); "

@@ -1,0 +1,136 @@
+"""Evidence-based readings of refuted verdicts, one per claim, beside the claim records.
+
+A REFUTED verdict is a finding, and a reader needs to know what it rests on: which measurement,
+which numbers, which protocol field could explain it. Each reading below is a template filled
+from its row (``{statistic}``, ``{low}``, ``{high}``, ``{threshold}``, ``{protocol}``, and the
+row's parameters such as ``{env}``); a claim may give a reading per protocol. The suite writes
+the filled reading into every REFUTED row of ``results.json`` and the report shows it. Readings
+never change a verdict, and thresholds stay as ``CLAIMS.md`` sets them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+COMMON = "{statistic} with 95% interval [{low}, {high}] against the threshold {threshold}"
+
+READINGS: Mapping[str, Mapping[str, str]] = {
+    "grad.pairwise_low_at_2k": {"*": (
+        "The mean pairwise cosine of 2K-pair estimates is " + COMMON + ": this {protocol} "
+        "agent's gradient estimates at the training batch size agree more than the paper's. "
+        "The training fields of the protocol (annealing, value clipping) change the late "
+        "policies, and so the spread of their estimates.")},
+    "grad.pairwise_rises_with_n": {"*": (
+        "The rise of the pairwise cosine from 2K to the largest N is " + COMMON + ". Read "
+        "the 2K value in Fig 1 of this report: at iteration 0 it is already near 1, so there "
+        "is no room to rise (a ceiling, not a contradiction); late in training a small rise "
+        "means the largest N of this scale is still too small to concentrate.")},
+    "grad.true_cos_low_at_2k": {
+        "*": ("The cosine of 2K-pair estimates with the true gradient is " + COMMON + ": the "
+              "estimates point closer to the true gradient than the paper reports."),
+        "corrected": ("The noise-corrected cosine with the true gradient is " + COMMON + ". "
+                      "The raw cosine is pulled toward 0 by the true gradient's own sampling "
+                      "noise (protocol field true_cosine); with that removed the 2K estimates "
+                      "are less orthogonal than the raw figure suggests."),
+    },
+    "grad.needs_many_samples": {"*": (
+        "The N at which the cosine with the true gradient reaches the paper's level is "
+        + COMMON + ": fewer pairs suffice for this agent than the paper states.")},
+    "grad.decays_with_training": {"*": (
+        "The change of the 2K cosine from the first to the last checkpoint is " + COMMON
+        + ": gradient quality did not fall with training for these agents; compare the "
+        "training curves (Fig 8): an agent that stopped improving keeps a simpler policy.")},
+    "grad.decays_with_task": {"*": (
+        "Humanoid minus {easier} 2K cosine is " + COMMON + ": the harder task's estimates "
+        "were not worse at this checkpoint.")},
+    "grad.steps_disagree": {"*": (
+        "The pairwise cosine of computed 2K steps is " + COMMON + ": the algorithm's own "
+        "steps agree more than its raw gradients would suggest (PPO's clipping and TRPO's "
+        "trust region both shrink and align steps).")},
+    "grad.trajectories_shrink": {"*": (
+        "The change in trajectories per 2K batch over training is " + COMMON + ": episodes "
+        "did not lengthen, i.e. the agents did not learn to stay up longer.")},
+    "train.reward_improves": {"*": (
+        "The return gain over training is " + COMMON + ": these {protocol} agents did not "
+        "improve; see their training curves (Fig 8) and the fixture manifest.")},
+    "value.fits_gae_target": {"*": (
+        "The held-out MRE against the GAE target is " + COMMON + ": the value net does not "
+        "fit its own training target on fresh states.")},
+    "value.misses_true_returns": {
+        "*": ("The held-out MRE against Monte Carlo returns is " + COMMON + "."),
+        "authors": ("The held-out MRE against returns summed up to the next cut (the authors' "
+                    "target: no bootstrap at the time limit or the batch end; protocol field "
+                    "returns_target) is " + COMMON + ". The value net fits this target better "
+                    "than the paper's ~50%."),
+        "corrected": ("The held-out MRE against returns continued past every cut (protocol "
+                      "field returns_target = continued) is " + COMMON + ": against the "
+                      "untruncated task's returns the value net is not off by ~50%."),
+        "table1": ("The held-out MRE against returns with states near a cut excluded "
+                   "(returns_target = cut_excluded, which also drops about half of every late "
+                   "trajectory from the average) is " + COMMON + "."),
+    },
+    "value.returns_gap": {"*": (
+        "Returns MRE minus GAE-target MRE is " + COMMON + ": the returns target is fitted "
+        "as well as the GAE target under this protocol's returns definition.")},
+    "value.train_vs_heldout": {"*": (
+        "Held-out minus train returns MRE is " + COMMON + ": no generalisation gap; the "
+        "train record is the batch of the last fit, with the same returns definition.")},
+    "baseline.true_beats_valuenet": {"*": (
+        "True-value minus value-net baseline pairwise cosine is " + COMMON + ". The 'true "
+        "value' of this scale is fit on far fewer pairs than the paper's ~5e6, so it may be "
+        "no better than the agent's own value net.")},
+    "baseline.valuenet_beats_zero": {"*": (
+        "Value-net minus zero baseline pairwise cosine is " + COMMON + ": the value net did "
+        "not reduce gradient variance here.")},
+    "baseline.valuenet_marginal": {"*": (
+        "The value net's share of the achievable variance reduction is " + COMMON + ": it "
+        "is not marginal relative to the true-value baseline of this scale (fit on few "
+        "pairs, so the comparison is weak).")},
+    "baseline.needed_for_reward": {"*": (
+        "Zero-baseline minus value-net final return is " + COMMON + ": the baseline was not "
+        "needed for reward at this training length.")},
+    "landscape.noisy_at_low_samples": {"*": (
+        "The rank agreement of the 2K landscape with the reference is " + COMMON + ": at "
+        "this grid size 2K pairs already order the points as the reference does.")},
+    "landscape.aligned_early": {"*": (
+        "The surrogate-vs-true-reward rank correlation early in training is " + COMMON
+        + ": PPO's clipped surrogate flattens outside the clip region while the reward keeps "
+        "rising, which breaks rank agreement on a coarse grid.")},
+    "landscape.misaligned_late": {"*": (
+        "The surrogate-vs-true-reward rank correlation late in training is " + COMMON
+        + ": the surrogate still orders the grid as the reward does for these agents.")},
+    "landscape.surrogate_up_reward_down": {"*": (
+        "The share of 2K steps that raise the surrogate but lower the true reward is "
+        + COMMON + ".")},
+    "landscape.ppo_high_sample_misleads": {"*": (
+        "The true-reward change of the high-sample step is " + COMMON + ": with many pairs "
+        "the step did not lower the reward.")},
+    "regime.more_samples_lower_lr": {"*": (
+        "The best LR multiple at the larger batch minus at 2K is " + COMMON + ".")},
+}
+
+
+def _num(x: Any) -> str:
+    if x is None:
+        return "n/a"
+    return f"{x:.3g}" if isinstance(x, float) else str(x)
+
+
+def reading(row: Mapping[str, Any]) -> str | None:
+    """The filled reading of a result row (None for a claim without one)."""
+    notes = READINGS.get(row["claim_id"])
+    if notes is None:
+        return None
+    params = dict(row.get("params") or {})
+    protocol = params.get("protocol", "")
+    template = notes.get(protocol, notes["*"])
+    interval = row.get("interval") or [None, None]
+    fields = {k: _num(v) for k, v in params.items()}
+    fields.update(statistic=_num(row.get("statistic")), low=_num(interval[0]),
+                  high=_num(interval[1]), threshold=_num(row.get("threshold")),
+                  protocol=protocol or "these")
+    try:
+        return template.format(**fields)
+    except (KeyError, IndexError):  # a parameter the row lacks: the reading without it
+        return template.format_map({**fields, **{"easier": "the easier task"}})
