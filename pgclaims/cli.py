@@ -106,7 +106,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
         agent = checkpoint.load(args.checkpoint)
     elif args.fixture:
         env, algo, seed, it = args.fixture
-        agent = fixtures.load(env, algo, int(seed), int(it))
+        agent = fixtures.load(env, algo, int(seed), int(it), protocol=args.protocol)
     else:
         raise ValueError("give a checkpoint file or --fixture ENV ALGO SEED ITERATION")
     scale = get_scale(args.scale)
@@ -177,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("checkpoint", nargs="?", help="a pgclaims .safetensors checkpoint")
     m.add_argument("--fixture", nargs=4, metavar=("ENV", "ALGO", "SEED", "ITERATION"),
                    help="a committed fixture instead of a file")
+    m.add_argument("--protocol", choices=tuple(PROTOCOLS), default="authors",
+                   help="with --fixture: the protocol of the fixture (default authors); a "
+                   "checkpoint file carries its own, which also sets the measurement choices")
     m.add_argument("--scale", default="smoke", help="sample counts of this scale (default smoke)")
     m.add_argument("--what", nargs="+", default=["gradients", "value"],
                    choices=("gradients", "value", "steps", "landscape"))

@@ -540,3 +540,47 @@ def test_workers_share_one_training_run(pytester: pytest.Pytester,
     log = (pytester.path / "reports" / "agents" / "progress.log").read_text()
     assert log.count("] training authors Hopper-v5 trpo seed 0 (1 iterations)") == 1, log
     assert len(list(pytester.path.glob(".cache/pgclaims/agents/*/COMPLETE"))) == 1
+
+
+PROTOCOL_TESTS = """
+import numpy as np
+import pytest
+
+
+@pytest.mark.claim("toy.high")
+def test_per_protocol(env, protocol, agents, verdict):
+    assert agents.protocol == protocol
+    center = 0.9 if protocol == "authors" else 0.1
+    rng = np.random.default_rng(0)
+    verdict.check([center + 0.01 * rng.standard_normal(10) for _ in range(3)],
+                  lambda us: float(np.mean([u.mean() for u in us])))
+"""
+
+
+def test_claims_run_once_per_protocol(pytester: pytest.Pytester) -> None:
+    """--protocol all: every claims test once per protocol, the protocol in its id, its row's
+    params and the provenance; the refuted row carries its reading."""
+    pytester.makeconftest(TOY_CONFTEST)
+    pytester.makepyfile(test_protocols=PROTOCOL_TESTS)
+    try:
+        result = pytester.runpytest("--scale", "smoke", "--protocol", "all", "--run-id", "p",
+                                    "-p", "no:cacheprovider")
+        assert _outcomes(result) == {"passed": 1, "failed": 1}, result.stdout.str()
+        doc = _results(pytester, "p")
+        rows = _by_test(doc)
+        assert set(rows) == {"test_per_protocol[authors-Hopper-v5]",
+                             "test_per_protocol[corrected-Hopper-v5]"}
+        authors, corrected = (rows[f"test_per_protocol[{p}-Hopper-v5]"]
+                              for p in ("authors", "corrected"))
+        assert authors["params"] == {"protocol": "authors", "env": "Hopper-v5"}
+        assert authors["verdict"] == "REPRODUCED" and corrected["verdict"] == "REFUTED"
+        assert corrected["reading"] is None or "threshold 0.5" in corrected["reading"]
+        assert set(doc["provenance"]["protocols"]) == {"authors", "corrected"}
+        assert doc["scale"]["protocols"] == ["authors", "corrected"]
+        bad = pytester.runpytest("--protocol", "paper", "-p", "no:cacheprovider")
+        assert bad.ret == pytest.ExitCode.USAGE_ERROR
+        bad.stderr.fnmatch_lines(["ERROR: --protocol paper: *expected a non-empty subset of "
+                                  "authors, corrected, table1*"])
+    finally:
+        for claim_id in TOY_IDS:
+            unregister(claim_id)

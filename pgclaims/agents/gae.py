@@ -1,9 +1,10 @@
-"""Generalized advantage estimation (Schulman et al., 2015c) with correct time-limit handling.
+"""Generalized advantage estimation (Schulman et al., 2015c), given each row's next value.
 
-A step cut by the time limit (or by the end of a batch) is *not* terminal: its successor's value
-is bootstrapped from the value network. The authors' code treats a time-limit end as terminal;
-we deliberately differ, because a 1000-step cut is not a property of the MDP and treating it as
-terminal biases value targets near the cut (Pardo et al., 2018).
+Which rows are terminal and what a cut row's next value is (bootstrapped, 0 as the authors'
+code treats a time limit, or the row's own value at the batch end) is decided by the protocol,
+in :mod:`pgclaims.agents.advantages`. Treating a 1000-step cut as terminal biases value targets
+near the cut (Pardo et al., 2018): a cut is not a property of the MDP. The ``corrected``
+protocol bootstraps; ``authors`` mirrors the code.
 """
 
 from __future__ import annotations

@@ -29,8 +29,10 @@ class TRPOConfig:
     """TRPO hyperparameters. Defaults and :meth:`for_env` are Table 1 of the paper.
 
     The line search checks KL on the whole batch (not the Fisher subsample) so the accepted
-    step satisfies the constraint the paper states. Value network: 32 minibatches per epoch
-    (authors' code; the table is silent), orthogonal init, no value clipping.
+    step satisfies the constraint the paper states, as the authors' code does. Value network:
+    32 minibatches per epoch (authors' code; the table is silent). Initialization, the line
+    search's expected-improvement ratio and time-limit handling are protocol fields
+    (:mod:`pgclaims.agents.protocol`; the defaults here are ``table1``'s).
     """
 
     max_kl: float
