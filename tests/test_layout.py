@@ -19,10 +19,11 @@ ROOT = Path(pgclaims.__file__).parent
 ALLOWED = {
     "agents": {"agents"},
     "measure": {"agents", "measure"},
+    "adapters": {"agents", "adapters"},
     "stats": {"stats"},
     "suite": {"agents", "measure", "stats", "suite"},
     "report": {"report"},
-    "cli": {"agents", "measure", "stats", "suite", "report", "cli"},
+    "cli": {"agents", "adapters", "measure", "stats", "suite", "report", "cli"},
     "": set(),  # pgclaims/__init__.py
 }
 """Which rooms each room may import. The report reads results.json only (it never computes a

@@ -94,7 +94,7 @@ def value_error(agent: Agent, repeats: int, heldout_n: int, seed: int) -> ValueS
     proto = get_protocol(agent.config.protocol)
     v_old = agent.value
     if agent.prev_value is not None:
-        v_old = ValueNet(agent.obs_norm.stats.mean.shape[0])
+        v_old = copy.deepcopy(agent.value)  # the same architecture, whoever built the agent
         v_old.load_state_dict(agent.prev_value)
     heldout_policy = _policy(agent, proto.heldout_policy).numpy_sampler()
     sampler = FrozenSampler(agent)
