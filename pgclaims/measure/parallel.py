@@ -6,6 +6,10 @@ fork) and its own environment. A worker reduces its chunk with the caller's ``re
 sending anything back, so what crosses processes is a chunk's statistics, never its batch.
 Results come back in job order and are combined by the caller in that order: the numbers are
 bit-identical to the serial path and independent of the number of workers.
+
+On the batched MuJoCo path (``batched=True``, see :mod:`pgclaims.measure.batched`) consecutive
+jobs are drawn in groups, in lockstep; a chunk's batch does not depend on its group, so the
+numbers are again independent of the grouping and of the number of workers.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import torch
 
 from pgclaims.agents.agent import Agent
 from pgclaims.agents.rollout import Batch
+from pgclaims.measure import sampler as sampler_module
+from pgclaims.measure.batched import NSIM, supports
 from pgclaims.measure.sampler import FrozenSampler, rng_for
 
 R = TypeVar("R")
@@ -58,7 +64,7 @@ def resolve_workers(workers: int | None) -> int:
 
 def _init_worker() -> None:
     torch.set_num_threads(1)
-    _STATE["sampler"] = FrozenSampler(_STATE["agent"])
+    _STATE["sampler"] = FrozenSampler(_STATE["agent"], _STATE["batched"])
 
 
 def _run(job: Job) -> Any:
@@ -67,19 +73,38 @@ def _run(job: Job) -> Any:
     return _STATE["reduce"](batch, arg)
 
 
+def _reduce_group(sampler: FrozenSampler, reduce: Callable[[Batch, Any], R],
+                  group: Sequence[Job], seed: int) -> list[R]:
+    batches = sampler.batches([(n, rng_for(seed, *path)) for n, path, _ in group])
+    return [reduce(b, arg) for b, (_, _, arg) in zip(batches, group, strict=True)]
+
+
+def _run_group(group: Sequence[Job]) -> list[Any]:
+    return _reduce_group(_STATE["sampler"], _STATE["reduce"], group, _STATE["seed"])
+
+
+def _groups(jobs: Sequence[Job], size: int) -> list[Sequence[Job]]:
+    return [jobs[s:s + size] for s in range(0, len(jobs), size)]
+
+
 def chunk_map(agent: Agent, reduce: Callable[[Batch, Any], R], jobs: Sequence[Job], seed: int,
-              workers: int | None = None) -> Iterator[R]:
+              workers: int | None = None, batched: bool | None = None) -> Iterator[R]:
     """``reduce(batch, arg)`` for each job's batch, yielded in job order as they complete.
 
     With ``workers`` > 1 the batches are drawn and reduced in a pool of forked processes;
     ``reduce`` (and everything it refers to) is inherited at the fork, so it need not pickle,
     but its result must. Consume the iterator to the end (or close it) to release the pool.
+    ``batched`` is :class:`FrozenSampler`'s (None: the module switch).
     """
     workers = min(resolve_workers(workers), max(len(jobs), 1))
     if workers == 1:
         torch.set_num_threads(1)
-        sampler = FrozenSampler(agent)
+        sampler = FrozenSampler(agent, batched)
         try:
+            if sampler.vectorized is not None:
+                for group in _groups(jobs, sampler.nsim):
+                    yield from _reduce_group(sampler, reduce, group, seed)
+                return
             for n, path, arg in jobs:
                 yield reduce(sampler.batch(n, rng_for(seed, *path)), arg)
         finally:
@@ -87,12 +112,21 @@ def chunk_map(agent: Agent, reduce: Callable[[Batch, Any], R], jobs: Sequence[Jo
         return
     if _STATE:
         raise RuntimeError("chunk_map pools do not nest: consume one before starting another")
-    _STATE.update(agent=agent, reduce=reduce, seed=seed)
+    use = sampler_module.BATCHED if batched is None else batched
+    grouped = use and supports(agent.config.env_id)
+    _STATE.update(agent=agent, reduce=reduce, seed=seed, batched=batched)
     ctx = multiprocessing.get_context("fork")
     pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker)
     try:
         # With fork, the executor starts every worker at the first submit, so _STATE has been
         # inherited once map() returns. A worker that dies raises BrokenProcessPool here.
+        if grouped:
+            size = max(1, min(NSIM, -(-len(jobs) // workers)))
+            parts = pool.map(_run_group, _groups(jobs, size))
+            _STATE.clear()
+            for part in parts:
+                yield from part
+            return
         results = pool.map(_run, jobs)
         _STATE.clear()
         yield from results

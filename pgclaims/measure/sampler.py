@@ -6,6 +6,13 @@ two batches are independent draws from the checkpoint's on-policy distribution, 
 depends only on its rng: chunks can be drawn in any order, by any process
 (:mod:`pgclaims.measure.parallel`). (At iteration 0 the saved observation normalizer has seen
 nothing and is the identity with clipping.)
+
+For Hopper-v5, Walker2d-v5 and Humanoid-v5 an opt-in batched path
+(:mod:`pgclaims.measure.batched`; ``FrozenSampler(agent, batched=True)`` or :data:`BATCHED`)
+steps MuJoCo directly and draws many chunks in lockstep with one policy forward pass for all of
+them. Each chunk consumes its rng exactly as ``collect`` does, and the environment is v5's bit for
+bit; only the batched matmul's rounding differs, so its numbers are not the gymnasium path's.
+Off by default, and the gymnasium path is unchanged.
 """
 
 from __future__ import annotations
@@ -20,9 +27,15 @@ from pgclaims.agents.agent import Agent
 from pgclaims.agents.envs import ObsNormalizer, RewardScaler, make_env
 from pgclaims.agents.networks import GaussianPolicy, NumpyPolicy, flat_params, set_flat_params
 from pgclaims.agents.rollout import Batch, collect
+from pgclaims.measure.batched import NSIM, BatchedSampler, supports
 
 CHUNK = 2048
 """Pairs per chunk: one training batch (Table 1), so a chunk is the training regime exactly."""
+
+BATCHED = False
+"""Whether a :class:`FrozenSampler` made without ``batched=`` takes the batched MuJoCo path for
+the ids it supports. Off: switching it on changes every measured number (the cache's
+MEASURE_VERSION must be bumped with it)."""
 
 
 def rng_for(seed: int, *path: int) -> np.random.Generator:
@@ -70,26 +83,52 @@ class FrozenRewardScaler:
 class FrozenSampler:
     """Draws batches from ``agent``'s policy with frozen normalizers, in its own environment."""
 
-    def __init__(self, agent: Agent) -> None:
+    def __init__(self, agent: Agent, batched: bool | None = None, *, nsim: int = NSIM,
+                 nthread: int = 1) -> None:
+        """``batched``: take the batched MuJoCo path when the env id supports it (None: the
+        module switch :data:`BATCHED`); ``nsim`` chunks in lockstep on ``nthread`` threads."""
         self.agent = agent
         self.env = make_env(agent.config.env_id)
         self.obs_norm = FrozenObsNorm(agent.obs_norm)
         self.reward_scaler = FrozenRewardScaler(agent.reward_scaler)
         self.policy = agent.policy.numpy_sampler()
         self.pairs = 0
+        use = BATCHED if batched is None else batched
+        self.vectorized = (BatchedSampler(agent.config.env_id, self.policy, self.obs_norm,
+                                          self.reward_scaler, nsim=nsim, nthread=nthread)
+                           if use and supports(agent.config.env_id) else None)
+
+    @property
+    def nsim(self) -> int:
+        """Chunks drawn together by :meth:`batches` (1 on the gymnasium path)."""
+        return self.vectorized.nsim if self.vectorized is not None else 1
 
     def batch(self, n: int, rng: np.random.Generator, policy: NumpyPolicy | None = None) -> Batch:
         """``n`` state-action pairs from a fresh reset (the last trajectory cut and flagged)."""
+        if self.vectorized is not None:
+            return self.batches([(n, rng)], policy)[0]
         self.pairs += n
         return collect(self.env, policy or self.policy, self.obs_norm,  # type: ignore[arg-type]
                        self.reward_scaler, n, rng, update_normalizers=False)  # type: ignore[arg-type]
 
+    def batches(self, jobs: Sequence[tuple[int, np.random.Generator]],
+                policy: NumpyPolicy | None = None) -> list[Batch]:
+        """One batch per (pairs, rng), each the same as :meth:`batch` of it alone; on the
+        batched path they are drawn ``nsim`` at a time in lockstep."""
+        if self.vectorized is None:
+            return [self.batch(n, rng, policy) for n, rng in jobs]
+        self.pairs += sum(n for n, _ in jobs)
+        return self.vectorized.sample(jobs, policy)
+
     def chunks(self, n: int, rng_path: Sequence[int], seed: int) -> list[Batch]:
         """``ceil(n / CHUNK)`` independent chunks, chunk c seeded by (seed, *rng_path, c)."""
-        return [self.batch(CHUNK, rng_for(seed, *rng_path, c)) for c in range(-(-n // CHUNK))]
+        return self.batches([(CHUNK, rng_for(seed, *rng_path, c))
+                             for c in range(-(-n // CHUNK))])
 
     def close(self) -> None:
         self.env.close()
+        if self.vectorized is not None:
+            self.vectorized.close()
 
 
 def perturbed(policy: GaussianPolicy, theta: torch.Tensor) -> NumpyPolicy:

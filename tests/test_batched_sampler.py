@@ -1,0 +1,196 @@
+"""The batched MuJoCo sampler (:mod:`pgclaims.measure.batched`) against gymnasium v5.
+
+Every comparison of environment quantities is exact (``np.array_equal``): the batched path
+makes the same MuJoCo calls and the same float64 arithmetic as gymnasium. The one inexact
+quantity is the policy mean of the batched forward pass, compared to 1e-12 (a matrix-matrix
+product does not round like ``NumpyPolicy.mean``'s matrix-vector product).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import ks_2samp
+
+from pgclaims.agents.agent import Agent, TrainConfig, make_agent
+from pgclaims.agents.rollout import Batch, collect
+from pgclaims.measure import parallel
+from pgclaims.measure.batched import (
+    BLOCK,
+    MUJOCO_ENVS,
+    BatchedSampler,
+    Sims,
+    Task,
+    batched_mean,
+    make_task_env,
+    rowwise_mean,
+)
+from pgclaims.measure.sampler import FrozenSampler, rng_for
+from tests.envs_for_tests import BANDIT
+
+SEED = 11
+V5_NOISE = {"Hopper-v5": 5e-3, "Walker2d-v5": 5e-3, "Humanoid-v5": 1e-2}
+"""reset_noise_scale defaults of the v5 sources."""
+
+
+@pytest.fixture(scope="module", params=MUJOCO_ENVS)
+def agent(request: pytest.FixtureRequest) -> Agent:
+    torch.set_num_threads(1)
+    return make_agent(TrainConfig.create(request.param, "ppo", 0))
+
+
+def assert_same_batch(a: Batch, b: Batch) -> None:
+    for f in dataclasses.fields(Batch):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if x is None or y is None:
+            assert x is None and y is None, f.name
+            continue
+        assert x.dtype == y.dtype and x.shape == y.shape, f.name
+        assert np.array_equal(x, y), f.name
+
+
+def frozen(agent: Agent, **kw: object) -> tuple[FrozenSampler, BatchedSampler]:
+    fs = FrozenSampler(agent, batched=False)
+    return fs, BatchedSampler(agent.config.env_id, fs.policy, fs.obs_norm, fs.reward_scaler,
+                              **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("env_id", MUJOCO_ENVS)
+def test_step_matches_gymnasium_exactly(env_id: str) -> None:
+    """Same initial states (set after reset), same actions (up to 3x outside the bounds), 400
+    steps through terminations: observations, rewards, terminated and the MuJoCo state equal
+    gymnasium's bit for bit, on 3 sims stepped together on 2 threads."""
+    rng = np.random.default_rng(0)
+    task = Task(env_id)
+    k, steps = 3, 400
+    envs = [make_task_env(env_id) for _ in range(k)]
+    sims = Sims(task, k, None)
+    for i, env in enumerate(envs):
+        env.reset(seed=i)
+        qpos = task.init_qpos + rng.uniform(-0.05, 0.05, task.nq)
+        qvel = task.init_qvel + rng.uniform(-0.5, 0.5, task.nv)
+        env.unwrapped.set_state(qpos, qvel)  # type: ignore[attr-defined]
+        sims.reset(i, np.random.default_rng(i))
+        sims.set_state(i, qpos, qvel)
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(2) as pool:
+        sims.pool, sims.nthread = pool, 2
+        ids = np.arange(k)
+        n_term = 0
+        for _ in range(steps):
+            actions = rng.uniform(-3, 3, (k, task.nu))
+            obs, r, term = sims.env_step(ids, actions)
+            for i, env in enumerate(envs):
+                g_obs, g_r, g_term, g_trunc, _ = env.step(actions[i])
+                assert np.array_equal(obs[i], g_obs)
+                assert r[i] == g_r and term[i] == g_term and not g_trunc
+                u = env.unwrapped
+                assert np.array_equal(sims.qpos[i], u.data.qpos)  # type: ignore[attr-defined]
+                assert np.array_equal(sims.qvel[i], u.data.qvel)  # type: ignore[attr-defined]
+            n_term += int(term.sum())
+    assert n_term > 0, "the actions should make the tasks unhealthy"
+
+
+@pytest.mark.parametrize("env_id", MUJOCO_ENVS)
+def test_reset_matches_gymnasium_exactly(env_id: str) -> None:
+    """gymnasium seeds np_random with default_rng(seed) and draws uniform(nq) then uniform(nv)
+    with +-reset_noise_scale: the same Generator reproduces every reset exactly."""
+    task = Task(env_id)
+    assert task.noise_scale == V5_NOISE[env_id]
+    env = make_task_env(env_id)
+    sims = Sims(task, 1, None)
+    reset_rng = np.random.default_rng(1234)
+    for j in range(5):
+        g_obs, _ = env.reset(seed=1234) if j == 0 else env.reset()
+        sims.reset(0, reset_rng)
+        assert np.array_equal(sims.obs[0], g_obs)
+        assert np.array_equal(sims.qpos[0], env.unwrapped.data.qpos)  # type: ignore[attr-defined]
+        assert np.array_equal(sims.qvel[0], env.unwrapped.data.qvel)  # type: ignore[attr-defined]
+        env.step(np.ones(task.nu))  # a reset after steps restarts from a clean MjData
+        sims.env_step(np.arange(1), np.ones((1, task.nu)))
+
+
+def test_rowwise_reproduces_collect_bit_for_bit(agent: Agent) -> None:
+    """With the per-row forward pass the batched sampler is ``collect``: same rng consumption,
+    resets, terminations, time-limit truncations (limit 22), cut rows, final_obs, cut_states,
+    episode returns, rewards through the frozen scaler."""
+    env_id = agent.config.env_id
+    fs, bs = frozen(agent, forward="rowwise", max_episode_steps=22, nsim=3)
+    env = make_task_env(env_id, 22)
+    jobs = [(300, 1), (257, 2), (300, 3)]
+    got = bs.sample([(n, rng_for(SEED, c)) for n, c in jobs])
+    for (n, c), b in zip(jobs, got, strict=True):
+        ref = collect(env, fs.policy, fs.obs_norm, fs.reward_scaler,  # type: ignore[arg-type]
+                      n, rng_for(SEED, c), update_normalizers=False)
+        assert_same_batch(ref, b)
+    lengths = np.concatenate([b.episode_lengths for b in got])
+    assert (lengths == 22).any() and (lengths < 22).any()  # truncations and terminations
+    assert np.concatenate([b.terminated for b in got]).any()
+
+
+def test_batched_forward_is_row_independent_and_close(agent: Agent) -> None:
+    policy = agent.policy.numpy_sampler()
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2 * BLOCK + 5, agent.policy.mean[0].in_features))
+    full = batched_mean(policy, x)
+    perm = rng.permutation(len(x))
+    assert np.array_equal(batched_mean(policy, x[perm]), full[perm])
+    for i in (0, 7, len(x) - 1):
+        assert np.array_equal(batched_mean(policy, x[i:i + 1])[0], full[i])
+    # matmul vs matrix-vector rounding only
+    np.testing.assert_allclose(full, rowwise_mean(policy, x), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("nsim,nthread", [(1, 1), (3, 2), (16, 1)])
+def test_chunk_is_independent_of_its_company(nsim: int, nthread: int) -> None:
+    agent = make_agent(TrainConfig.create("Hopper-v5", "ppo", 0))
+    fs, alone = frozen(agent, nsim=1)
+    _, many = frozen(agent, nsim=nsim, nthread=nthread)
+    jobs = [(200 + 37 * c, c) for c in range(5)]
+    together = many.sample([(n, rng_for(SEED, 9, c)) for n, c in jobs])
+    for (n, c), b in zip(jobs, together, strict=True):
+        assert_same_batch(alone.sample([(n, rng_for(SEED, 9, c))])[0], b)
+    many.close()
+
+
+def _summary(batch: Batch, _: object) -> tuple[float, float, int]:
+    return float(batch.obs.sum()), float(batch.raw_rewards.sum()), batch.n_trajectories
+
+
+def test_chunk_map_batched_independent_of_workers() -> None:
+    agent = make_agent(TrainConfig.create("Walker2d-v5", "ppo", 0))
+    jobs = [(150, (4, c), None) for c in range(5)]
+    serial = list(parallel.chunk_map(agent, _summary, jobs, SEED, workers=1, batched=True))
+    assert list(parallel.chunk_map(agent, _summary, jobs, SEED, workers=2, batched=True)) == serial
+    sampler = FrozenSampler(agent, batched=True)
+    assert _summary(sampler.batch(150, rng_for(SEED, 4, 2)), None) == serial[2]
+    gym_path = list(parallel.chunk_map(agent, _summary, jobs, SEED, workers=1, batched=False))
+    assert gym_path != serial  # the batched forward rounds differently: other numbers
+
+
+def test_default_off_and_other_envs_keep_gymnasium() -> None:
+    from tests.test_measure import bandit_config
+    hopper = make_agent(TrainConfig.create("Hopper-v5", "ppo", 0))
+    assert FrozenSampler(hopper).vectorized is None
+    bandit = make_agent(bandit_config())
+    sampler = FrozenSampler(bandit, batched=True)
+    assert sampler.vectorized is None and BANDIT not in MUJOCO_ENVS
+    ref = collect(sampler.env, sampler.policy, sampler.obs_norm,  # type: ignore[arg-type]
+                  sampler.reward_scaler, 50, rng_for(SEED, 5),  # type: ignore[arg-type]
+                  update_normalizers=False)
+    assert_same_batch(sampler.batch(50, rng_for(SEED, 5)), ref)
+
+
+def test_return_distribution_matches_gymnasium_path(agent: Agent) -> None:
+    """Independent seeds on the two paths: the episode returns of a fresh (random) policy are
+    one distribution (two-sample KS, not rejected at 1%)."""
+    fs, bs = frozen(agent, nsim=4)
+    gym_returns = np.concatenate([fs.batch(1000, rng_for(1, c)).episode_returns
+                                  for c in range(3)])
+    vec_returns = np.concatenate([b.episode_returns for b in
+                                  bs.sample([(1000, rng_for(2, c)) for c in range(3)])])
+    assert min(len(gym_returns), len(vec_returns)) > 80
+    assert ks_2samp(gym_returns, vec_returns).pvalue > 0.01
