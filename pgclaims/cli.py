@@ -102,15 +102,36 @@ def cmd_measure(args: argparse.Namespace) -> int:
     from pgclaims.measure.cache import to_json
     from pgclaims.suite.scales import get_scale
 
-    if args.checkpoint:
+    env_id = None
+    if args.adapter:
+        from pgclaims.adapters import envs as adapter_envs
+        from pgclaims.adapters.registry import adapt
+
+        if not args.checkpoint or not args.env:
+            raise ValueError("--adapter needs the agent's file and --env ENV_ID")
+        options = {}
+        for item in args.adapter_option:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ValueError(f"--adapter-option {item!r}: expected KEY=VALUE")
+            options[key.replace("-", "_")] = value
+        if args.vecnormalize:
+            options["vecnormalize"] = args.vecnormalize
+        if args.stats:
+            options["stats"] = args.stats
+        agent = adapt(args.adapter, args.checkpoint, args.env,
+                      protocol=args.protocol or "corrected", **options)
+        env_id = adapter_envs.base_env_id(agent.config.env_id)
+    elif args.checkpoint:
         agent = checkpoint.load(args.checkpoint)
     elif args.fixture:
         env, algo, seed, it = args.fixture
-        agent = fixtures.load(env, algo, int(seed), int(it), protocol=args.protocol)
+        agent = fixtures.load(env, algo, int(seed), int(it),
+                              protocol=args.protocol or "authors")
     else:
         raise ValueError("give a checkpoint file or --fixture ENV ALGO SEED ITERATION")
     scale = get_scale(args.scale)
-    cfg = measure.MeasureConfig(**scale.measure_fields(agent.config.env_id))
+    cfg = measure.MeasureConfig(**scale.measure_fields(env_id or agent.config.env_id))
     say = (lambda msg: print(msg, file=sys.stderr)) if not args.quiet else None
     run = {"gradients": lambda: measure.gradients(agent, cfg, args.seed, progress=say),
            "value": lambda: measure.value(agent, cfg, args.seed),
@@ -174,12 +195,26 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Gradient estimates (Fig 1, 2, 4), value error (Fig 3), "
                        "computed steps (A.4) and landscapes (Fig 5-7) of one checkpoint, with "
                        "a scale's sample counts. Results are cached under .cache/pgclaims.")
-    m.add_argument("checkpoint", nargs="?", help="a pgclaims .safetensors checkpoint")
+    m.add_argument("checkpoint", nargs="?", help="a pgclaims .safetensors checkpoint, or with "
+                   "--adapter the other library's file (an SB3 .zip, a .cleanrl_model)")
+    m.add_argument("--adapter", default=None, metavar="NAME",
+                   help="measure another library's agent: sb3, cleanrl, module:function or an "
+                   "installed 'pgclaims.adapters' entry point (docs/adapters.md)")
+    m.add_argument("--env", default=None, help="with --adapter: the gymnasium id it was "
+                   "trained on (v4 and v5 ids)")
+    m.add_argument("--vecnormalize", default=None, help="with --adapter sb3: the "
+                   "VecNormalize.save file")
+    m.add_argument("--stats", default=None, help="with --adapter cleanrl: the observation "
+                   "statistics file (docs/adapters.md)")
+    m.add_argument("--adapter-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="another keyword of the adapter's loader (repeatable)")
     m.add_argument("--fixture", nargs=4, metavar=("ENV", "ALGO", "SEED", "ITERATION"),
                    help="a committed fixture instead of a file")
-    m.add_argument("--protocol", choices=tuple(PROTOCOLS), default="authors",
-                   help="with --fixture: the protocol of the fixture (default authors); a "
-                   "checkpoint file carries its own, which also sets the measurement choices")
+    m.add_argument("--protocol", choices=tuple(PROTOCOLS), default=None,
+                   help="with --fixture: the fixture's protocol (default authors); with "
+                   "--adapter: the measurement definitions (default corrected, which "
+                   "bootstraps time limits as SB3 and CleanRL do); a pgclaims checkpoint "
+                   "carries its own")
     m.add_argument("--scale", default="smoke", help="sample counts of this scale (default smoke)")
     m.add_argument("--what", nargs="+", default=["gradients", "value"],
                    choices=("gradients", "value", "steps", "landscape"))

@@ -394,3 +394,23 @@ def test_measurements_run_on_the_adapted_agent(adapted: Any) -> None:
     assert np.isfinite(values.heldout_gae).all()
     steps = step_study(adapted, repeats=2, eval_n=256, high_n=0, seed=0)
     assert (steps.step_norms > 0).all()
+
+
+def test_pgclaims_measure_runs_on_an_sb3_zip(trained: dict[str, Any], tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command line: `pgclaims measure --adapter sb3 model.zip --env ... --vecnormalize`."""
+    import json
+
+    from pgclaims.cli import main
+
+    monkeypatch.setenv("PGCLAIMS_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "m.json"
+    code = main(["measure", "--adapter", "sb3", trained["zip"], "--env", ENV, "--vecnormalize",
+                 trained["vn"], "--what", "value", "--scale", "smoke", "--quiet",
+                 "--out", str(out)])
+    assert code == 0
+    value = json.loads(out.read_text())["value"]
+    assert value["meta"]["protocol"] == "corrected"
+    code = main(["measure", "--adapter", "sb3", trained["zip"], "--what", "value"])
+    assert code == 2 and "--adapter needs the agent's file and --env" in capsys.readouterr().err
