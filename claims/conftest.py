@@ -3,6 +3,12 @@
 ``study`` answers "the measurement M of agent (env, algo, seed) at iteration t" through the
 on-disk cache of :mod:`pgclaims.measure`, so tests that share an agent share its samples, and
 two xdist workers never compute the same measurement twice.
+
+Agents trained elsewhere (``--agents MANIFEST``) are read by :func:`pgclaims.adapters.adapt`;
+a measurement needing what an adapted checkpoint lacks (the value claims' training batch, the
+policy optimizer behind the step claims, a training run) raises
+:class:`pgclaims.suite.external.Unsupported`, which the plugin reports as INCONCLUSIVE with
+that reason.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import numpy as np
 import pytest
 
 from pgclaims import measure
+from pgclaims.suite.external import Unsupported
 
 try:
     from pgclaims.suite.progress import progress as _progress
@@ -58,14 +65,29 @@ class Study:
         return measure.gradients(self.agent(env, algo, seed, it), self.cfg_for(env),
                                  progress=self._say("gradients", env, algo, seed, it))
 
+    @property
+    def external(self) -> bool:
+        return self.scale.source == "external"
+
     def value(self, env: str, algo: str, seed: int, it: int) -> measure.ValueStudy:
-        return measure.value(self.agent(env, algo, seed, it), self.cfg_for(env))
+        agent = self.agent(env, algo, seed, it)
+        study = measure.value(agent, self.cfg_for(env))
+        if self.external and agent.last_fit is None:
+            return _WithoutTrainPairs(study, f"{env} {algo} seed {seed} it {it}")  # type: ignore
+        return study
+
+    def _stepping(self, env: str, algo: str, seed: int, it: int) -> Any:
+        """The agent, if its algorithm's step can be replayed (PPO needs its optimizer)."""
+        agent = self.agent(env, algo, seed, it)
+        if agent.config.algo == "ppo" and agent.policy_opt is None:
+            raise Unsupported("optimizer_state", f"{env} {algo} seed {seed} it {it}")
+        return agent
 
     def steps(self, env: str, algo: str, seed: int, it: int) -> measure.StepStudy:
-        return measure.steps(self.agent(env, algo, seed, it), self.cfg_for(env))
+        return measure.steps(self._stepping(env, algo, seed, it), self.cfg_for(env))
 
     def landscape(self, env: str, algo: str, seed: int, it: int) -> measure.Landscape:
-        return measure.landscapes(self.agent(env, algo, seed, it), self.cfg_for(env),
+        return measure.landscapes(self._stepping(env, algo, seed, it), self.cfg_for(env),
                                   progress=self._say("landscape", env, algo, seed, it))
 
     def train_variant(self, env: str, algo: str, seed: int, **overrides: Any) -> Any:
@@ -77,6 +99,8 @@ class Study:
         from pgclaims.agents.train import train
         from pgclaims.measure.cache import cache_dir
 
+        if self.external:
+            raise Unsupported("training_run", f"{env} {algo} seed {seed}: no ablation")
         cfg = TrainConfig.create(env, algo, seed, self.scale.iterations, (),
                                  protocol=self.agents.protocol, **overrides)
         run_dir = cache_dir().parent / "ablations" / cfg.key()
@@ -111,6 +135,49 @@ class Study:
     def over(self, its: tuple[int, ...], fn: Callable[[int], np.ndarray]) -> np.ndarray:
         """Repeats of one agent pooled over checkpoints (e.g. the late ones)."""
         return np.concatenate([np.ravel(fn(it)) for it in its])
+
+
+class _WithoutTrainPairs:
+    """A value study of an agent without its last training batch: the held-out errors as
+    they are, the train-pair ones :class:`Unsupported` (not NaN) when a claim reads them."""
+
+    def __init__(self, study: measure.ValueStudy, who: str) -> None:
+        self._study = study
+        self._who = who
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("train_"):
+            raise Unsupported("training_batch", self._who)
+        return getattr(self._study, name)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """An ``--agents`` manifest naming an adapter that does not exist is a usage error."""
+    from pgclaims.suite.state import STATE
+
+    state = config.stash.get(STATE, None)
+    if state is None or state.scale.source != "external":
+        return
+    from pgclaims.adapters import AdapterError, load_adapter
+    from pgclaims.suite.external import Manifest
+
+    manifest = Manifest.from_json(state.scale.external)
+    for i, entry in enumerate(manifest.agents):
+        try:
+            load_adapter(entry.adapter)
+        except AdapterError as exc:
+            raise pytest.UsageError(f"--agents: {manifest.path}: field "
+                                    f"'agents[{i}].adapter': {exc}") from None
+
+
+@pytest.fixture(scope="session")
+def agents(agents: Any) -> Any:
+    """The plugin's store, reading external (``--agents``) checkpoints with the adapters."""
+    if agents.scale.source != "external":
+        return agents
+    from pgclaims.adapters import adapt
+
+    return agents.with_loader(adapt)
 
 
 @pytest.fixture(scope="session")

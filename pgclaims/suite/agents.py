@@ -7,6 +7,9 @@ cache shared by all xdist workers and later runs: ``$PGCLAIMS_CACHE/agents/<conf
 ``<rootdir>/.cache/pgclaims``). A file lock makes one worker train while the others wait; if
 training raises, a ``FAILED`` file holding the traceback makes every other worker of the same
 run fail at once with that message instead of training again (a later run retries).
+Scales with ``source="external"`` (``--agents MANIFEST``) adapt the manifest's checkpoint
+files (:mod:`pgclaims.suite.external`) with the loader the claims' ``conftest.py`` passes
+(``pgclaims.adapters.adapt``: the suite itself never imports the adapters).
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ from __future__ import annotations
 import json
 import os
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from filelock import FileLock, Timeout
 
+from pgclaims.suite import external
 from pgclaims.suite.progress import progress, worker_id
 from pgclaims.suite.scales import Scale
 
@@ -38,14 +43,33 @@ def cache_root(rootdir: Path) -> Path:
 
 class AgentStore:
     """``agents.get(env, algo, seed, iteration)`` for the active scale; every call returns a
-    fresh :class:`pgclaims.agents.agent.Agent` (callers may mutate it)."""
+    fresh :class:`pgclaims.agents.agent.Agent` (callers may mutate it).
 
-    def __init__(self, scale: Scale, cache: Path, run_id: str, protocol: str = "authors") -> None:
+    ``loader(adapter, path, env_id, protocol=..., **options)`` reads an external checkpoint
+    (``pgclaims.adapters.adapt``); only ``source="external"`` scales need it."""
+
+    def __init__(self, scale: Scale, cache: Path, run_id: str, protocol: str = "authors",
+                 loader: Callable[..., Any] | None = None) -> None:
         self.scale = scale
         self.cache = cache
         self.run_id = run_id
         self.protocol = protocol
+        self.loader = loader
         self._trained: dict[str, Path] = {}
+        self._manifest: external.Manifest | None = None
+
+    @property
+    def manifest(self) -> external.Manifest:
+        """The ``--agents`` manifest of an external scale."""
+        if self._manifest is None:
+            if self.scale.source != "external":
+                raise ValueError(f"scale {self.scale.name} has no external agents")
+            self._manifest = external.Manifest.from_json(self.scale.external)
+        return self._manifest
+
+    def with_loader(self, loader: Callable[..., Any]) -> AgentStore:
+        """The same store, reading external checkpoints with ``loader``."""
+        return AgentStore(self.scale, self.cache, self.run_id, self.protocol, loader)
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -64,6 +88,8 @@ class AgentStore:
             raise ValueError(f"iteration {iteration} is not a checkpoint of scale "
                              f"{self.scale.name} ({self.scale.checkpoints}, or "
                              f"{self.scale.iterations})")
+        if self.scale.source == "external":
+            return self._adapt(env, algo, seed, iteration)
         if self.scale.source == "fixtures":
             from pgclaims.agents import fixtures
 
@@ -82,7 +108,10 @@ class AgentStore:
         return [self.get(env, algo, s, iteration) for s in self.seeds]
 
     def curve(self, env: str, algo: str, seed: int) -> list[dict[str, float]]:
-        """The training curve (one row per iteration, see :func:`pgclaims.agents.agent.iterate`)."""
+        """The training curve (one row per iteration, see :func:`pgclaims.agents.agent.iterate`);
+        external agents have none (:class:`~pgclaims.suite.external.Unsupported`)."""
+        if self.scale.source == "external":
+            raise external.Unsupported("training_run", f"{env} {algo} seed {seed}: no curve")
         if self.scale.source == "fixtures":
             from pgclaims.agents import fixtures
 
@@ -97,7 +126,9 @@ class AgentStore:
     def available_curves(self) -> dict[tuple[str, str, int], list[dict[str, float]]]:
         """Training curves of the scale's agents that exist already (never trains, never
         fails): for the report's Figure 8."""
-        out = {}
+        out: dict[tuple[str, str, int], list[dict[str, float]]] = {}
+        if self.scale.source == "external":
+            return out
         for env in self.scale.envs:
             for algo in self.scale.algos:
                 for seed in self.seeds:
@@ -115,6 +146,25 @@ class AgentStore:
                     except Exception:  # a missing or unreadable agent: no curve to draw
                         continue
         return out
+
+    # -- external agents ------------------------------------------------------------------
+
+    def _adapt(self, env: str, algo: str, seed: int, iteration: int) -> Agent:
+        entry = self.manifest.entry(env, algo, seed)
+        path, options = entry.checkpoints[iteration]
+        if self.loader is None:
+            pytest.fail("external agents need a loader: the claims' conftest.py passes "
+                        "pgclaims.adapters.adapt (AgentStore.with_loader)", pytrace=False)
+        try:
+            agent = self.loader(entry.adapter, path, env, protocol=self.protocol, **options)
+        except Exception as exc:
+            pytest.fail(f"{type(exc).__name__}: {self.manifest.path}: {env} {algo} seed {seed} "
+                        f"iteration {iteration} ({entry.adapter}: {path}): {exc}",
+                        pytrace=False)
+        if agent.config.algo != algo:
+            pytest.fail(f"{self.manifest.path}: {env} seed {seed} iteration {iteration}: the "
+                        f"manifest says {algo}, {path} holds {agent.config.algo}", pytrace=False)
+        return agent
 
     # -- training for source="train" ------------------------------------------------------
 
@@ -169,6 +219,9 @@ class AgentStore:
 
 
 def describe_source(scale: Scale, cache: Path) -> str:
+    if scale.source == "external":
+        m = external.Manifest.from_json(scale.external)
+        return f"external agents from {m.path} ({m.source})"
     if scale.source == "fixtures":
         from pgclaims.agents.fixtures import root
 

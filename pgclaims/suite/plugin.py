@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from pgclaims.suite import claims as claims_mod
+from pgclaims.suite import external
 from pgclaims.suite import progress as progress_mod
 from pgclaims.suite.agents import AgentStore, cache_root
 from pgclaims.suite.claims import Claim
@@ -33,7 +34,7 @@ from pgclaims.suite.results import check_run_id, item_params, new_run_id
 from pgclaims.suite.scales import SCALES, Scale, UnknownScaleError, get_scale
 from pgclaims.suite.session import RunSession, claim_of
 from pgclaims.suite.state import STATE, RunState, state_of
-from pgclaims.suite.verdicts import Inconclusive, VerdictRecorder
+from pgclaims.suite.verdicts import RECORDED, Inconclusive, VerdictRecorder
 
 __all__ = ["Inconclusive", "RunState", "VerdictRecorder"]
 
@@ -59,6 +60,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="protocol(s) whose agents to measure: authors, corrected, table1, a "
                     "comma-separated list, or all (authors and corrected); default: the "
                     "scale's")
+    group.addoption("--agents", dest="pgclaims_agents", default=None, metavar="MANIFEST",
+                    help="measure the agents of this manifest (JSON or TOML: per env, algo and "
+                    "seed the checkpoint file at each iteration and its adapter; "
+                    "docs/adapters.md) instead of the scale's; sample counts stay the scale's")
     group.addoption("--env", dest="pgclaims_env", action="append", default=[],
                     metavar="ENV_ID", help="only this environment of the scale (repeatable)")
     group.addoption("--algo", dest="pgclaims_algo", action="append", default=[],
@@ -103,6 +108,15 @@ def _make_state(config: pytest.Config) -> RunState:
         scale = get_scale(config.getoption("pgclaims_scale"))
     except UnknownScaleError as exc:
         raise pytest.UsageError(f"--scale: {exc}") from None
+    manifest = config.getoption("pgclaims_agents")
+    if manifest:
+        try:
+            scale = external.apply(scale, external.read_manifest(
+                config.invocation_params.dir / manifest))
+        except external.ManifestError as exc:
+            raise pytest.UsageError(f"--agents: {exc}") from None
+        except ValueError as exc:  # the manifest's agents do not make a valid scale
+            raise pytest.UsageError(f"--agents {manifest}: {exc}") from None
     envs = _split(config.getoption("pgclaims_env"))
     algos = _split(config.getoption("pgclaims_algo"))
     label = scale.name + "".join(f" (--env {e})" for e in envs) + "".join(
@@ -170,6 +184,21 @@ def pytest_configure(config: pytest.Config) -> None:
         state.reports_dir_existed = state.reports_dir.exists()
         config.option.xmlpath = str(state.default_junit)
     config.pluginmanager.register(RunSession(state, config), "pgclaims-run")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
+    """A claims test interrupted by :class:`Inconclusive` before its verdict (a measurement
+    the agents cannot support, :class:`pgclaims.suite.external.Unsupported`) records the
+    INCONCLUSIVE verdict with that reason, as ``verdict.unavailable(reason)`` would."""
+    try:
+        return (yield)
+    except Inconclusive as exc:
+        claim = claim_of(pyfuncitem)
+        if claim is None or pyfuncitem.stash.get(RECORDED, False):
+            raise
+        VerdictRecorder(pyfuncitem, claim, state_of(pyfuncitem.config).scale,
+                        item_params(pyfuncitem)).unavailable(exc.reason)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

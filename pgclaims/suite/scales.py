@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-SOURCES = ("fixtures", "train")
+SOURCES = ("fixtures", "train", "external")
 ENV_TAGS = {"Hopper-v5": "hopper", "Walker2d-v5": "walker", "Humanoid-v5": "humanoid"}
 """Capability provided by an environment in a scale (see :meth:`Scale.provides`)."""
 
@@ -48,7 +49,8 @@ class Scale:
     iterations: int
     """Training length T of the agents (iterations of 2048 pairs); checkpoints derive from it."""
     source: str
-    """"fixtures": the committed fixture store; "train": train (and cache) agents at run time."""
+    """"fixtures": the committed fixture store; "train": train (and cache) agents at run time;
+    "external": checkpoints from an ``--agents`` manifest (:mod:`pgclaims.suite.external`)."""
     n_grid: tuple[int, ...]
     """N values for gradient-estimate curves (pairs); must include 2048 (CLAIMS.md "N")."""
     repeats: int
@@ -87,6 +89,12 @@ class Scale:
     protocols: tuple[str, ...] = ("authors",)
     """Protocols whose agents the run measures, each with its own verdicts
     (:mod:`pgclaims.agents.protocol`; ``--protocol`` chooses)."""
+    checkpoint_list: tuple[int, ...] = ()
+    """Explicit checkpoints (an ``--agents`` manifest's iterations); empty: derived from
+    :attr:`iterations`."""
+    external: str = ""
+    """The ``--agents`` manifest as JSON (source, versions, files, installed packages) when
+    ``source`` is "external"; written to results.json as the scale's ``external``."""
 
     def __post_init__(self) -> None:
         from pgclaims.agents.protocol import PROTOCOLS
@@ -104,6 +112,12 @@ class Scale:
             problems.append(f"iterations must be >= 1, got {self.iterations}")
         if 2048 not in self.n_grid or list(self.n_grid) != sorted(set(self.n_grid)):
             problems.append(f"n_grid must be increasing and include 2048, got {self.n_grid}")
+        if list(self.checkpoint_list) != sorted(set(self.checkpoint_list)) or any(
+                c < 0 for c in self.checkpoint_list):
+            problems.append(f"checkpoint_list must be increasing and >= 0, got "
+                            f"{self.checkpoint_list}")
+        if (self.source == "external") != bool(self.external):
+            problems.append("source 'external' and the external manifest go together")
         if self.repeats < 2:
             problems.append(f"repeats must be >= 2 (pairwise cosines), got {self.repeats}")
         if problems:
@@ -114,7 +128,10 @@ class Scale:
 
     @property
     def checkpoints(self) -> tuple[int, ...]:
-        """0, 0.3T, 0.6T, 0.9T (the paper's 0, 150, 300, 450 of 500)."""
+        """0, 0.3T, 0.6T, 0.9T (the paper's 0, 150, 300, 450 of 500), or
+        :attr:`checkpoint_list` when given."""
+        if self.checkpoint_list:
+            return tuple(self.checkpoint_list)
         t = self.iterations
         return tuple(sorted({0, round(0.3 * t), round(0.6 * t), round(0.9 * t)}))
 
@@ -178,6 +195,10 @@ class Scale:
             value = getattr(self, f.name)
             if f.name == "capabilities":
                 value = sorted(self.provides)
+            elif f.name in ("checkpoint_list", "external") and not value:
+                continue  # derived checkpoints, agents of the scale's own: as before
+            elif f.name == "external":
+                value = json.loads(value)
             elif f.name == "true_grad_n_by_env":
                 value = {k: int(v) for k, v in value}
             elif isinstance(value, tuple):
@@ -186,6 +207,11 @@ class Scale:
         out["checkpoints"] = list(self.checkpoints)
         out["late"] = list(self.late)
         return out
+
+    def provenance_extra(self) -> dict[str, Any]:
+        """``{"agents": <the external manifest>}`` for results.json's provenance; ``{}`` for
+        the scale's own agents."""
+        return {"agents": json.loads(self.external)} if self.external else {}
 
     def summary(self) -> str:
         """One line: name, agents and training length."""

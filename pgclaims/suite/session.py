@@ -230,6 +230,7 @@ class RunSession:
             "xdist_workers": plain(getattr(self.config.option, "numprocesses", None)),
             "pytest_args": [str(a) for a in self.config.invocation_params.args],
             "exit_status": int(exitstatus),
+            **s.scale.provenance_extra(),
         }
         doc = document(s.run_id, s.created, s.scale, rows,
                        provenance(s.scale, wall, extra), self._figures())
