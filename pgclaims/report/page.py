@@ -86,6 +86,12 @@ def _chip(row: Row, label: str = "") -> str:
             f"{SYMBOLS[v]} {esc(num(row['statistic']))}</span>")
 
 
+def _params_order(row: Row) -> tuple[tuple[str, int, float, str], ...]:
+    """Rows of one cell in parameter order, numbers numerically (checkpoint 9 before 18)."""
+    return tuple((k, 0, float(v), "") if isinstance(v, int | float) and not isinstance(v, bool)
+                 else (k, 1, 0.0, str(v)) for k, v in sorted(row["params"].items()))
+
+
 def _verdict_table(grouped: dict[str, dict[str, list[Row]]], results: list[Row]) -> str:
     columns = list(dict.fromkeys(_column(r) for r in results))
     head = "".join(f'<th scope="col">{esc(env)}<br>{esc(algo)}</th>'
@@ -97,7 +103,7 @@ def _verdict_table(grouped: dict[str, dict[str, list[Row]]], results: list[Row])
         for claim_id, rows in claims.items():
             cells = []
             for col in columns:
-                mine = [r for r in rows if _column(r) == col]
+                mine = sorted((r for r in rows if _column(r) == col), key=_params_order)
                 kinds = {r["verdict"] for r in mine}
                 verdict = kinds.pop() if len(kinds) == 1 else "MIXED" if kinds else "NONE"
                 chips = "".join(_chip(r, label)
