@@ -20,13 +20,13 @@ from it. The suite never imports the adapters (they are a room of their own): th
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pgclaims.suite.results import installed_versions
 from pgclaims.suite.scales import Scale
 from pgclaims.suite.verdicts import Inconclusive
 
@@ -114,12 +114,7 @@ class Manifest:
     def to_json(self) -> str:
         """Plain JSON: the manifest's data, the files' sha256 and the installed versions
         (what ``results.json`` records as the agents' source)."""
-        packages = {}
-        for name in PACKAGES:
-            try:
-                packages[name] = importlib.metadata.version(name)
-            except importlib.metadata.PackageNotFoundError:
-                packages[name] = None
+        packages = installed_versions(PACKAGES)
         digests = {p: _sha256(p) for a in self.agents for p, _ in a.checkpoints.values()}
         return json.dumps({"manifest": self.path, "manifest_sha256": _sha256(self.path),
                            "source": self.source, "versions": self.versions,

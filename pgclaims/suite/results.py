@@ -213,6 +213,17 @@ def _git(root: Path, *args: str) -> str | None:
     return out.stdout.strip()
 
 
+def installed_versions(names: tuple[str, ...]) -> dict[str, str | None]:
+    """Each distribution's installed version, or None when it is not installed."""
+    out: dict[str, str | None] = {}
+    for name in names:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
 def provenance(scale: Scale, wall_time_s: float,
                extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Where and how the run happened (schema "provenance"); git describes the checkout the
@@ -221,12 +232,7 @@ def provenance(scale: Scale, wall_time_s: float,
     from pgclaims.agents.protocol import get_protocol
 
     root = Path(__file__).resolve().parent
-    packages = {}
-    for name in PACKAGES:
-        try:
-            packages[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            packages[name] = None
+    packages = installed_versions(PACKAGES)
     status = _git(root, "status", "--porcelain", "--untracked-files=no")
     return plain({
         "git_commit": _git(root, "rev-parse", "HEAD") or None,
