@@ -375,6 +375,10 @@ def test_outcomes_rows_and_results_json(toy: pytest.Pytester) -> None:
     straddle = rows["test_straddles[Hopper-v5-trpo-it27]"]
     assert straddle["verdict"] == "INCONCLUSIVE" and "straddles" in straddle["reason"]
     assert straddle["params"]["checkpoint"] == 27
+    power = straddle["power"]  # what would decide it, from the interval's own spread
+    assert power["n_agents"] == 3 and power["width"] == pytest.approx(
+        straddle["interval"][1] - straddle["interval"][0])
+    assert "power" not in low
     needs = rows["test_needs_humanoid[Walker2d-v5]"]
     assert needs["verdict"] == "INCONCLUSIVE" and needs["params"] == {"easier": "Walker2d-v5"}
     assert needs["reason"] == ("scale smoke lacks humanoid "

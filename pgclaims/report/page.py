@@ -3,7 +3,8 @@
 Everything the page shows comes from results.json (and the history file): statistics,
 intervals, p-values, their Holm / Benjamini-Hochberg adjustments and verdicts are the claims
 suite's. The only numbers made here are counts. The protocol view is in
-:mod:`pgclaims.report.protocols`, shared formatting in :mod:`pgclaims.report.fmt`.
+:mod:`pgclaims.report.protocols`, the power view in :mod:`pgclaims.report.power`, shared
+formatting in :mod:`pgclaims.report.fmt`.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from .figures import paper_figures
+from .agents import agents_section
 from .files import write_atomic
 from .fmt import SYMBOLS, duration, esc, interval_text, num, reading_of
 from .forest import forest_svg, params_label
 from .history import ResultKey, previous_verdicts, result_key
+from .power import power_section, power_sentence
 from .protocols import (
     has_protocol_view,
     protocol_fields_table,
@@ -164,6 +167,9 @@ def _claim_article(claim_id: str, rows: list[Row], uid: str,
         reps = f"{num(r.get('n_agents'))} × {num(r.get('n_repeats'))}"
         reading = reading_of(r)
         note = f'<p class="reading"><b>Reading:</b> {esc(reading)}</p>' if reading else ""
+        power = power_sentence(r)
+        if power:
+            note += f'<p class="power"><b>To decide:</b> {esc(power)}</p>'
         trs.append(
             f'<tr><td class="params" title="{esc(r["nodeid"])}">{esc(params_label(r["params"]))}'
             f'</td><td class="num">{esc(num(r["statistic"]))}</td>'
@@ -260,15 +266,17 @@ def _provenance(results: dict[str, Any]) -> str:
     return (f'<p id="env-substitution">{esc(substitution_sentence(prov))}</p>'
             f'<table class="kv">{kv}</table><h3>Package versions</h3>'
             f'<table class="kv mono">{pkgs or "<tr><td>not recorded</td></tr>"}</table>'
-            f"{protocol_fields_table(results)}")
+            f"{agents_section(prov)}{protocol_fields_table(results)}")
 
 
 def _header(results: dict[str, Any]) -> str:
     counts = Counter(r["verdict"] for r in results["results"])
     badges = "".join(f'<div class="count v-{v}" id="count-{v}"><b>{counts[v]}</b>{v}</div>'
                      for v in VERDICTS)
-    profile = "".join(f"<div><b>{esc(k)}</b> <code>{esc(json.dumps(v))}</code></div>"
-                      for k, v in results["scale"].items())
+    profile = "".join(
+        f"<div><b>{esc(k)}</b> <code>{esc(json.dumps(v))}</code></div>" if k != "external"
+        else "<div><b>external</b> <a href='#agents'>agents trained elsewhere</a></div>"
+        for k, v in results["scale"].items())
     return (
         "<header><h1>A Closer Look at Deep Policy Gradients — claims report</h1>"
         f'<p class="sub">Run <code>{esc(results["run_id"])}</code> · scale '
@@ -284,7 +292,8 @@ def _header(results: dict[str, Any]) -> str:
 def _nav(protocols: bool) -> str:
     links = [("summary", "summary"), *([("protocols", "protocols")] if protocols else []),
              ("changes", "changes"), ("claims", "claims"),
-             ("multiple-testing", "multiple testing"), ("figures", "paper figures"),
+             ("power", "power"), ("multiple-testing", "multiple testing"),
+             ("figures", "paper figures"),
              ("provenance", "provenance")]
     return "<nav>" + "".join(f"<a href='#{a}'>{text}</a>" for a, text in links) + "</nav>"
 
@@ -310,6 +319,8 @@ def build_page(results: dict[str, Any], history: list[Row] | None = None) -> str
         f'</section>{compared}<section id="changes"><h2>Changed since the previous run</h2>'
         f"{_changes(results, previous)}</section>"
         f'<section id="claims"><h2>Claims</h2>{"".join(articles)}</section>'
+        f'<section id="power"><h2>What would decide the INCONCLUSIVE results</h2>'
+        f"{power_section(rows)}</section>"
         f'<section id="multiple-testing"><h2>Multiple testing</h2>{_multiple_testing(rows)}'
         f'</section><section id="figures"><h2>Paper figures, redrawn</h2>'
         f'{_figures(results.get("figures") or {})}</section>'

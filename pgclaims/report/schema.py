@@ -143,6 +143,7 @@ ROW: Spec = {
     "verdict": (_one_of(*VERDICTS), True),
     "reason": (STR, True),
     "reading": (_nullable(STR), False),
+    "power": (_nullable(DICT), False),
     "n_agents": (_nullable(INT), False),
     "n_repeats": (_nullable(INT), False),
     "duration_s": (_nullable(NUM), False),

@@ -45,6 +45,7 @@ table.grid td.num, table.grid td.verdict, td.pcell .stat, td.pcell .pverdict
 table.results td.params { width: 24%; }
 table.results td.reason { width: 28%; }
 p.reading, small.reading { color: #5a2a2a; font-size: 12.5px; margin: 3px 0 0; }
+p.power { color: #34465a; font-size: 12.5px; margin: 3px 0 0; }
 tr.section-row th { background: #333; color: #fff; text-align: left; }
 td.cell { text-align: center; min-width: 92px; }
 .chip { display: inline-block; padding: 1px 6px; margin: 1px; border-radius: 4px;

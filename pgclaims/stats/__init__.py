@@ -9,6 +9,7 @@ from pgclaims.stats.intervals import (
     hierarchical_bootstrap,
 )
 from pgclaims.stats.multiplicity import benjamini_hochberg, holm
+from pgclaims.stats.power import Power, agents_to_decide
 from pgclaims.stats.verdicts import (
     DIRECTIONS,
     Crossing,
@@ -22,7 +23,7 @@ from pgclaims.stats.verdicts import (
 )
 
 __all__ = [
-    "DEFAULT_METHOD", "DIRECTIONS", "METHODS", "Crossing", "Interval", "Outcome", "Verdict",
-    "benjamini_hochberg", "censored_crossing", "crossing_band", "crossing_verdict", "decide",
+    "DEFAULT_METHOD", "DIRECTIONS", "METHODS", "Crossing", "Interval", "Outcome", "Power",
+    "Verdict", "agents_to_decide", "benjamini_hochberg", "censored_crossing", "crossing_band", "crossing_verdict", "decide",
     "hierarchical_bootstrap", "holm", "one_sided_p_value",
 ]

@@ -67,7 +67,8 @@ class VerdictRecorder:
         p_value = self._p_value(replicates, interval.estimate)
         verdict = stats.decide(interval, self.claim.threshold, self.claim.direction,
                                p_value=p_value)
-        return self._finish(verdict, interval.n_agents, interval.n_repeats, params, extra)
+        return self._finish(verdict, interval.n_agents, interval.n_repeats, params, extra,
+                            interval)
 
     def check_value(self, estimate: float | None, interval: tuple[float, float] | None, *,
                     p_value: float | None = None, n_agents: int | None = None,
@@ -87,7 +88,7 @@ class VerdictRecorder:
         if iv is None and estimate is not None:
             verdict = stats.Verdict(verdict.outcome, float(estimate), None, verdict.threshold,
                                     verdict.direction, verdict.reason, verdict.p_value)
-        return self._finish(verdict, n_agents, n_repeats, params, extra)
+        return self._finish(verdict, n_agents, n_repeats, params, extra, iv)
 
     def check_crossing(self, n_grid: Sequence[float], curves: np.ndarray, *,
                        params: Mapping[str, Any] | None = None,
@@ -138,8 +139,8 @@ class VerdictRecorder:
             return None
 
     def _finish(self, verdict: stats.Verdict, n_agents: int | None, n_repeats: int | None,
-                params: Mapping[str, Any] | None, extra: Mapping[str, Any] | None
-                ) -> stats.Verdict:
+                params: Mapping[str, Any] | None, extra: Mapping[str, Any] | None,
+                interval: stats.Interval | None = None) -> stats.Verdict:
         if self.item.stash.get(RECORDED, False):
             raise RuntimeError(f"{self.item.nodeid}: a verdict was already recorded; one claims "
                                "test reaches one verdict (split it or parametrize it)")
@@ -158,6 +159,10 @@ class VerdictRecorder:
             row["interval"] = None
         if extra:
             row["extra"] = plain(extra)
+        if verdict.outcome is stats.Outcome.INCONCLUSIVE and interval is not None:
+            power = stats.agents_to_decide(interval, self.claim.threshold)
+            if power is not None:
+                row["power"] = plain(power.to_dict())
         set_row(self.item.user_properties, row)
         self._raise_for(verdict)
         return verdict
