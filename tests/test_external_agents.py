@@ -196,9 +196,14 @@ def test_claims_on_external_agents(runs: Path, tmp_path: Path) -> None:
     assert ext["source"] == "tiny SB3 runs of test_external_agents"
     assert ext["versions"] == {"trained_by": "sb3"} and ext["packages"]["stable-baselines3"]
     assert [a["adapter"] for a in ext["agents"]] == ["sb3", "sb3"]
-    assert str(runs / "s0" / "a1.zip") in ext["sha256"]
-    if "agents" in doc["provenance"]:  # once session.py passes scale.provenance_extra()
-        assert doc["provenance"]["agents"] == ext
+    assert {str(runs / "s0" / "a1.zip"), str(runs / "s0" / "vn1.pkl")} <= set(ext["sha256"])
+    assert doc["provenance"]["agents"] == ext
+    html = (tmp_path / "reports" / "ext" / "index.html").read_text(encoding="utf-8")
+    provenance = html.split('<section id="provenance">', 1)[1]
+    assert '<h3 id="agents">Agents: trained elsewhere</h3>' in provenance
+    assert "<td>tiny SB3 runs of test_external_agents</td>" in provenance
+    assert f"stable-baselines3 {ext['packages']['stable-baselines3']}" in provenance
+    assert provenance.count('title="' + str(runs / "s0" / "a1.zip") + '"') == 1
 
 
 def test_unknown_adapter_is_a_usage_error(runs: Path, tmp_path: Path) -> None:

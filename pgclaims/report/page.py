@@ -15,8 +15,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from .figures import paper_figures
 from .agents import agents_section
+from .figures import paper_figures
 from .files import write_atomic
 from .fmt import SYMBOLS, duration, esc, interval_text, num, reading_of
 from .forest import forest_svg, params_label

@@ -117,6 +117,7 @@ PROVENANCE: Spec = {
     "packages": (DICT, False),
     "wall_time_s": (_nullable(NUM), False),
     "bootstrap": (DICT, False),
+    "agents": (DICT, False),
     "protocols": ((lambda v: isinstance(v, dict) and all(isinstance(x, dict) for x in v.values()),
                    "an object of protocol objects"), False),
 }

@@ -112,10 +112,12 @@ class Manifest:
         raise KeyError(f"{self.path}: no agent {env} {algo} seed {seed}")
 
     def to_json(self) -> str:
-        """Plain JSON: the manifest's data, the files' sha256 and the installed versions
+        """Plain JSON: the manifest's data, the sha256 of every file (checkpoints and the
+        option files of :data:`PATH_OPTIONS`) and the installed versions
         (what ``results.json`` records as the agents' source)."""
         packages = installed_versions(PACKAGES)
-        digests = {p: _sha256(p) for a in self.agents for p, _ in a.checkpoints.values()}
+        digests = {f: _sha256(f) for a in self.agents for p, o in a.checkpoints.values()
+                   for f in (p, *(o[k] for k in PATH_OPTIONS if k in o))}
         return json.dumps({"manifest": self.path, "manifest_sha256": _sha256(self.path),
                            "source": self.source, "versions": self.versions,
                            "packages": packages, "agents": [a.to_dict() for a in self.agents],
