@@ -10,7 +10,9 @@ For Hopper-v5, Walker2d-v5 and Humanoid-v5, pairs/s with the policy in the loop 
 - the previous sampler: ``chunk_map(..., batched=False)``, the gymnasium path, same workers.
 
 Each is timed on 2 worker processes and on 1 (the 1-process ratio is per-core efficiency, robust
-to other processes taking cores)::
+to other processes taking cores). Beside wall time, every run's CPU time (this process and its
+reaped workers, ``getrusage``) is recorded: on a machine whose cores other jobs share, the ratio
+of CPU times is the figure that still measures the sampler rather than the scheduler::
 
     pytest benchmarks/bench_sampler.py -p no:cacheprovider -s
 """
@@ -19,7 +21,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import resource
+import statistics
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -32,8 +37,8 @@ from bench_measure import interleaved, report
 from pgclaims.agents.agent import Agent, TrainConfig, make_agent
 from pgclaims.agents.fixtures import FixtureError, load
 from pgclaims.agents.rollout import Batch
-from pgclaims.measure.batched import MUJOCO_ENVS, Task
 from pgclaims.measure.parallel import chunk_map
+from pgclaims.measure.sims import MUJOCO_ENVS, Task
 
 SEED = 7
 WORKERS = 2
@@ -42,6 +47,24 @@ CHUNK_PAIRS = 1024
 
 _REPLAY: dict[str, Any] = {}
 """What the forked raw-MuJoCo workers inherit: the task and the recorded chunks."""
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and of its reaped children."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
+        resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def with_cpu(cpu: dict[str, list[float]], name: str, run: Callable[[], float]
+             ) -> Callable[[], float]:
+    """``run`` (returning wall seconds) that also appends its CPU seconds to ``cpu[name]``."""
+    def timed() -> float:
+        c0 = cpu_seconds()
+        wall = run()
+        cpu.setdefault(name, []).append(cpu_seconds() - c0)
+        return wall
+    return timed
 
 
 def agent_for(env_id: str) -> tuple[Agent, str]:
@@ -103,21 +126,28 @@ def test_batched_sampler_throughput(benchmark: Any, env_id: str) -> None:
     jobs = [(CHUNK_PAIRS, (200, c), None) for c in range(n_chunks)]
     _REPLAY.update(task=Task(env_id),
                    chunks=list(chunk_map(agent, _record, jobs, SEED, 1, batched=True)))
+    runs = {
+        "batched": lambda: sampled(agent, jobs, WORKERS, True),
+        "previous": lambda: sampled(agent, jobs, WORKERS, False),
+        "raw": lambda: raw_mujoco(n_chunks, WORKERS),
+        "batched_1": lambda: sampled(agent, jobs, 1, True),
+        "previous_1": lambda: sampled(agent, jobs, 1, False),
+        "raw_1": lambda: raw_mujoco(n_chunks, 1)}
+    cpu: dict[str, list[float]] = {}
     try:
-        med = interleaved(
-            benchmark, rounds=3,
-            batched=lambda: sampled(agent, jobs, WORKERS, True),
-            previous=lambda: sampled(agent, jobs, WORKERS, False),
-            raw=lambda: raw_mujoco(n_chunks, WORKERS),
-            batched_1=lambda: sampled(agent, jobs, 1, True),
-            previous_1=lambda: sampled(agent, jobs, 1, False),
-            raw_1=lambda: raw_mujoco(n_chunks, 1))
+        med = interleaved(benchmark, rounds=3,
+                          **{k: with_cpu(cpu, k, run) for k, run in runs.items()})
     finally:
         _REPLAY.clear()
+    cpu_med = {k: statistics.median(v) for k, v in cpu.items()}
+    benchmark.extra_info["cpu_seconds"] = cpu
     n = n_chunks * CHUNK_PAIRS
     report(benchmark, f"{env_id} batched sampler / raw MuJoCo ({WORKERS} processes)",
            med["raw"] / med["batched"], ">= 0.85", agent=source, pairs_per_round=n,
            raw_over_batched_1_process=round(med["raw_1"] / med["batched_1"], 3),
+           cpu_raw_over_batched=round(cpu_med["raw"] / cpu_med["batched"], 3),
+           cpu_raw_over_batched_1_process=round(cpu_med["raw_1"] / cpu_med["batched_1"], 3),
+           cpu_batched_over_previous=round(cpu_med["previous"] / cpu_med["batched"], 2),
            batched_over_previous=round(med["previous"] / med["batched"], 2),
            batched_over_previous_1_process=round(med["previous_1"] / med["batched_1"], 2),
            pairs_per_s={k: round(n / v) for k, v in med.items()},

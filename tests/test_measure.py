@@ -383,6 +383,18 @@ def test_cache_computes_once(bandit: Agent, cache_root: Path) -> None:
     assert not list(cache_root.rglob("*.tmp"))
 
 
+def test_agent_id_covers_the_normalizer_statistics(bandit: Agent) -> None:
+    """Same weights, other observation or reward statistics (e.g. another VecNormalize file):
+    another agent, so the cache never hands one's results to the other."""
+    other = copy.deepcopy(bandit)
+    assert cache.agent_id(other) == cache.agent_id(bandit)
+    other.obs_norm.stats.push(np.ones_like(other.obs_norm.stats.mean))
+    assert cache.agent_id(other) != cache.agent_id(bandit)
+    third = copy.deepcopy(bandit)
+    third.reward_scaler.stats.push(np.asarray(0.5))
+    assert cache.agent_id(third) not in {cache.agent_id(bandit), cache.agent_id(other)}
+
+
 @pytest.mark.parametrize("damage", ['{"index": {"kind"', '{"index": {}, "result": {"y": 1}}',
                                     "[1, 2]", ""])
 def test_a_damaged_cache_file_is_recomputed(bandit: Agent, cache_root: Path,
@@ -494,14 +506,15 @@ def test_chunk_map_reraises_a_worker_error(bandit: Agent) -> None:
 
 @pytest.mark.parametrize("algo", ["ppo", "trpo"])
 def test_frozen_sampler_is_collect_with_frozen_normalizers(algo: str) -> None:
-    """The sampler's cached normalizers give bit-identical batches to collect()."""
+    """The sampler's cached normalizers give bit-identical batches to collect() (the gymnasium
+    path; the batched MuJoCo path is compared in tests/test_batched_sampler.py)."""
     agent = make_agent(TrainConfig.create("Hopper-v5", algo, 0))
     rng = np.random.default_rng(SEED)
     for _ in range(3):  # an untouched normalizer (count 0) is the identity with clipping
         ref = collect(make_env("Hopper-v5"), agent.policy.numpy_sampler(),
                       copy.deepcopy(agent.obs_norm), copy.deepcopy(agent.reward_scaler), 300,
                       rng_for(SEED, 92), update_normalizers=False)
-        got = FrozenSampler(agent).batch(300, rng_for(SEED, 92))
+        got = FrozenSampler(agent, batched=False).batch(300, rng_for(SEED, 92))
         for f in dataclasses.fields(Batch):
             assert np.array_equal(getattr(got, f.name), getattr(ref, f.name)), f.name
         for _ in range(20):

@@ -23,8 +23,10 @@ from filelock import FileLock
 from pgclaims.agents.agent import Agent
 from pgclaims.agents.networks import flat_params
 
-MEASURE_VERSION = 1
-"""Bump when a change alters what a measurement returns for the same inputs."""
+MEASURE_VERSION = 2
+"""Bump when a change alters what a measurement returns for the same inputs (2: the batched
+MuJoCo sampler is the default for Hopper-v5, Walker2d-v5 and Humanoid-v5, and agent ids cover
+the normalizer statistics)."""
 
 T = TypeVar("T")
 
@@ -36,11 +38,18 @@ def cache_dir() -> Path:
 
 
 def agent_id(agent: Agent) -> str:
+    """The checkpoint's identity: config key, iteration, parameters and the frozen normalizer
+    statistics (one set of weights with two VecNormalize files is two agents)."""
     h = hashlib.sha256()
     h.update(agent.config.key().encode())
     h.update(str(agent.iteration).encode())
     h.update(flat_params(agent.policy).numpy().tobytes())
     h.update(flat_params(agent.value).numpy().tobytes())
+    for norm in (agent.obs_norm, agent.reward_scaler):
+        stats = norm.stats
+        h.update(np.ascontiguousarray(stats.mean, np.float64).tobytes())
+        h.update(np.ascontiguousarray(stats.m2, np.float64).tobytes())
+        h.update(str((stats.count, getattr(norm, "clip", None))).encode())
     return h.hexdigest()[:16]
 
 

@@ -32,10 +32,10 @@ from pgclaims.measure.batched import NSIM, BatchedSampler, supports
 CHUNK = 2048
 """Pairs per chunk: one training batch (Table 1), so a chunk is the training regime exactly."""
 
-BATCHED = False
+BATCHED = True
 """Whether a :class:`FrozenSampler` made without ``batched=`` takes the batched MuJoCo path for
-the ids it supports. Off: switching it on changes every measured number (the cache's
-MEASURE_VERSION must be bumped with it)."""
+the ids it supports (on since measurement version 2; switching it changes every measured
+number, so the cache's MEASURE_VERSION changes with it)."""
 
 
 def rng_for(seed: int, *path: int) -> np.random.Generator:
