@@ -24,6 +24,6 @@ from pgclaims.stats.verdicts import (
 
 __all__ = [
     "DEFAULT_METHOD", "DIRECTIONS", "METHODS", "Crossing", "Interval", "Outcome", "Power",
-    "Verdict", "agents_to_decide", "benjamini_hochberg", "censored_crossing", "crossing_band", "crossing_verdict", "decide",
-    "hierarchical_bootstrap", "holm", "one_sided_p_value",
+    "Verdict", "agents_to_decide", "benjamini_hochberg", "censored_crossing", "crossing_band",
+    "crossing_verdict", "decide", "hierarchical_bootstrap", "holm", "one_sided_p_value",
 ]
