@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from pgclaims.agents.agent import ALGOS, TrainConfig
 from pgclaims.agents.protocol import PROTOCOLS
@@ -50,6 +51,26 @@ def _add_train_args(p: argparse.ArgumentParser, table1_only: bool = False) -> No
                    help="advantage baseline (default valuenet; zero = returns, for ablations)")
 
 
+def _add_backend_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=("local", "ray"), default=None,
+                   help="where the parallel work runs: local processes or Ray tasks (default: "
+                   "$PGCLAIMS_BACKEND, else local); the numbers are the same")
+    p.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                   help="with --backend ray: the cluster to connect to (default: $RAY_ADDRESS, "
+                   "else a local Ray on every core)")
+
+
+def _use_backend(args: argparse.Namespace) -> None:
+    from pgclaims.agents import backend
+
+    if getattr(args, "ray_address", None) and args.backend != "ray":
+        raise ValueError("--ray-address needs --backend ray")
+    if getattr(args, "backend", None):
+        backend.set_backend(args.backend, args.ray_address)
+        if args.backend == "ray":
+            backend.import_ray()  # fail before any work when Ray is not installed
+
+
 def _config(args: argparse.Namespace) -> TrainConfig:
     overrides = {k: v for k, v in {
         "steps_per_iteration": getattr(args, "steps", None),
@@ -86,16 +107,37 @@ def cmd_fixtures(args: argparse.Namespace) -> int:
         fixtures.train_set(configs, jobs=args.jobs,
                            say=lambda line: print(line, file=sys.stderr, flush=True))
         return 0
-    entry = fixtures.train_fixture(_config(args), progress=not args.quiet)
+    from pgclaims.agents import backend
+
+    if backend.backend() == "ray":  # one Ray task (no progress bar: it runs in a worker)
+        [(_, entry)] = backend.run_each(fixtures.train_job, [(_config(args), fixtures.root())])
+    else:
+        entry = fixtures.train_fixture(_config(args), progress=not args.quiet)
     print(f"fixture {entry['key']}: {entry['env_id']} {entry['algo']} seed {entry['seed']}, "
           f"final mean return {entry['final_mean_return']}")
     return 0
 
 
+def measure_summary(out: dict[str, Any]) -> dict[str, Any]:
+    """The stdout view of ``pgclaims measure``: each array averaged over its last axis (the
+    repeats, or the pairs' episodes), nested records too, the N grid ``n`` kept as it is;
+    ``meta`` left to the ``--out`` file."""
+    import numpy as np
+
+    def brief(field: str, v: Any) -> Any:
+        if isinstance(v, dict) and "__nd__" in v:
+            a = np.asarray(v["__nd__"])
+            return a.tolist() if field == "n" else a.mean(axis=-1).round(4).tolist()
+        if isinstance(v, dict):
+            return {k: brief(k, x) for k, x in v.items()}
+        return v
+
+    return {kind: {f: brief(f, v) for f, v in rec.items() if f != "meta"}
+            for kind, rec in out.items()}
+
+
 def cmd_measure(args: argparse.Namespace) -> int:
     import json
-
-    import numpy as np
 
     from pgclaims import measure
     from pgclaims.agents import checkpoint, fixtures
@@ -140,16 +182,34 @@ def cmd_measure(args: argparse.Namespace) -> int:
     out = {}
     for kind in args.what:
         out[kind] = to_json(run[kind]())
-    summary = {k: {f: (np.asarray(v["__nd__"]).mean(axis=-1).round(4).tolist()
-                       if isinstance(v, dict) and "__nd__" in v else v)
-                   for f, v in rec.items() if f != "meta"} for k, rec in out.items()}
-    print(json.dumps(summary, indent=1, default=str))
+    print(json.dumps(measure_summary(out), indent=1, default=str))
     if args.out:
         from pathlib import Path
 
         from pgclaims.agents.train import write_json
 
         write_json(Path(args.out), out)
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    import json
+
+    from pgclaims.suite import costs, plan
+    from pgclaims.suite.scales import get_scale
+
+    scale = get_scale(args.scale)
+    if args.protocol:
+        names = ("authors", "corrected") if args.protocol == "all" else tuple(
+            p.strip() for p in args.protocol.split(",") if p.strip())
+        scale = scale.override(protocols=names)
+    tasks = plan.build(scale)
+    say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if not args.json else None
+    rates = costs.measure_rates(scale.envs, scale.algos, scale.protocols[0], say=say)
+    est = costs.estimate(tasks, rates)
+    eff = costs.EFFICIENCY if args.efficiency is None else args.efficiency
+    print(json.dumps(costs.to_dict(est, args.cores, eff), indent=1) if args.json
+          else costs.render(est, args.cores, eff))
     return 0
 
 
@@ -178,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_fixtures)
     ft = fsub.add_parser("train", help="train (or resume) a Table 1 agent into fixtures/store")
     _add_train_args(ft, table1_only=True)
+    _add_backend_args(ft)
     ft.set_defaults(func=cmd_fixtures)
     fs = fsub.add_parser("train-set", help="train (or resume) many fixtures in parallel",
                          description="Every protocol x env x algo x seed, --jobs agents at a "
@@ -190,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="comma-separated seeds (default 0,1,2,3,4)")
     fs.add_argument("--iterations", type=int, default=500)
     fs.add_argument("--jobs", type=int, default=1, help="agents trained at once (default 1)")
+    _add_backend_args(fs)
     fs.set_defaults(func=cmd_fixtures)
     m = sub.add_parser("measure", help="run the paper's measurements on one checkpoint",
                        description="Gradient estimates (Fig 1, 2, 4), value error (Fig 3), "
@@ -221,7 +283,22 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--seed", type=int, default=0, help="measurement seed (default 0)")
     m.add_argument("--out", help="write the full results as JSON here")
     m.add_argument("--quiet", action="store_true")
+    _add_backend_args(m)
     m.set_defaults(func=cmd_measure)
+    pl = sub.add_parser("plan", help="what a claims run will train, measure and cost, without "
+                        "sampling", description="Agents to train, measurements, state-action "
+                        "pairs per claim family and in total, and the expected wall time here and "
+                        "on a cluster, from throughput measured on the spot (a few seconds per "
+                        "environment).")
+    pl.add_argument("--scale", default="default", help="scale profile (default: default)")
+    pl.add_argument("--protocol", default=None, help="authors, corrected, table1, a "
+                    "comma-separated list, or all (default: the scale's)")
+    pl.add_argument("--cores", type=int, default=100,
+                    help="cores of the cluster estimate (default 100)")
+    pl.add_argument("--efficiency", type=float, default=None,
+                    help="fraction of the cores' time spent on tasks (default 0.8)")
+    pl.add_argument("--json", action="store_true", help="machine-readable output")
+    pl.set_defaults(func=cmd_plan)
     sub.add_parser("report", help="re-render reports/<run-id>/index.html from results.json",
                    add_help=False)
     return parser
@@ -234,6 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        _use_backend(args)
         return args.func(args)
     except KeyboardInterrupt:
         print("pgclaims: interrupted; re-run the same command to resume", file=sys.stderr)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pgclaims.cli import main
+from pgclaims.cli import main, measure_summary
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -107,3 +107,16 @@ def test_fixtures_list_of_an_empty_store(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("PGCLAIMS_FIXTURES", str(tmp_path))
     code, out, _ = run(["fixtures", "list"], capsys)
     assert code == 0 and out == "no fixtures\n"
+
+
+def test_measure_summary_keeps_the_n_grid_and_averages_nested_records() -> None:
+    """The stdout of ``pgclaims measure``: per-N means over repeats, the grid as it is."""
+    nd = lambda x: {"__nd__": x, "dtype": "float64"}  # noqa: E731 - cache.to_json's encoding
+    out = {"gradients": {"n": nd([256, 2048]), "true_cos": nd([[0.1, 0.3], [0.5, 0.7]]),
+                         "pairwise": {"valuenet": nd([[0.0, 0.2], [0.4, 0.4]])},
+                         "meta": {"true_grad_pairs": 4096}},
+           "value": {"heldout_gae": nd([0.1, 0.2, 0.3])}}
+    assert measure_summary(out) == {
+        "gradients": {"n": [256, 2048], "true_cos": [0.2, 0.6],
+                      "pairwise": {"valuenet": [0.1, 0.4]}},
+        "value": {"heldout_gae": 0.2}}

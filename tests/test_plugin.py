@@ -110,7 +110,7 @@ def test_scale_profiles() -> None:
 
 
 def test_scale_errors_and_overrides() -> None:
-    with pytest.raises(KeyError, match="choose one of: smoke, default, nightly, paper"):
+    with pytest.raises(KeyError, match="one of: smoke, default, nightly, paper, paper-mini$"):
         get_scale("bogus")
     smaller = get_scale("default").override(seeds=(0,))
     assert smaller.seeds == (0,) and get_scale("default").seeds == (0, 1, 2)
@@ -413,7 +413,7 @@ def test_verbose_outcome_and_claim_selection(toy: pytest.Pytester) -> None:
 
 @pytest.mark.parametrize("args, message", [
     (["--scale", "bogus"], "ERROR: --scale: unknown scale 'bogus'; choose one of: smoke, "
-                           "default, nightly, paper"),
+                           "default, nightly, paper, paper-mini"),
     (["--claim", "toy.lo"], "ERROR: --claim: unknown claim id 'toy.lo'; did you mean toy.low*"),
     (["--claim", "unknown.id"], "ERROR: --claim: unknown claim id 'unknown.id'*"),
     (["--env", "Humanoid-v5"], "ERROR: --env Humanoid-v5: scale default has Hopper-v5, "

@@ -26,7 +26,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from pgclaims.agents import checkpoint
+from pgclaims.agents import backend, checkpoint
 from pgclaims.agents.agent import TRAINING_VERSION, Agent, TrainConfig
 from pgclaims.agents.train import ckpt_name, train, write_json
 
@@ -174,18 +174,22 @@ def describe(base: Path | None = None) -> str:
 
 
 
-def _train_one(config: TrainConfig) -> dict[str, Any]:
-    return train_fixture(config, progress=False)
+def train_job(job: tuple[TrainConfig, Path]) -> dict[str, Any]:
+    """Train (or resume) one fixture, ``(config, store base)``: the unit of :func:`train_set`."""
+    config, base = job
+    return train_fixture(config, base, progress=False)
 
 
 def train_set(configs: list[TrainConfig], jobs: int = 1,
               say: Any = print) -> list[dict[str, Any]]:
     """Train (or resume) every config into the store, ``jobs`` at a time, each agent in its own
-    process (deterministic whatever the order); ``say`` gets a line per finished agent with the
-    set's overall ETA. Agents already in the manifest are skipped."""
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    have = {a["key"] for a in read_manifest()["agents"]}
+    process, or as a Ray task under the ray backend (:mod:`pgclaims.agents.backend`; a task
+    whose worker dies resumes from the agent's latest checkpoint); deterministic whatever the
+    order or the backend. ``say`` gets a line per finished agent with the set's overall ETA.
+    Agents already in the manifest are skipped. Ray workers write to the store path as this
+    process sees it, so a cluster of several machines needs it on a shared filesystem."""
+    base = root().resolve()
+    have = {a["key"] for a in read_manifest(base)["agents"]}
     todo = [c for c in configs if c.key() not in have]
     say(f"{len(configs) - len(todo)} of {len(configs)} agents already in the store; "
         f"training {len(todo)} with {jobs} job(s)")
@@ -193,18 +197,14 @@ def train_set(configs: list[TrainConfig], jobs: int = 1,
     if not todo:
         return done
     t0 = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(_train_one, c): c for c in todo}
-        for fut in as_completed(futures):
-            c = futures[fut]
-            entry = fut.result()
-            done.append(entry)
-            elapsed = time.perf_counter() - t0
-            eta = elapsed / len(done) * (len(todo) - len(done))
-            say(f"[{len(done)}/{len(todo)}] {c.protocol} {c.env_id} {c.algo} seed {c.seed}: "
-                f"final mean return {entry['final_mean_return']:.0f}, "
-                f"{entry['wall_time_s']:.0f} s; elapsed {elapsed / 60:.1f} min, "
-                f"ETA {eta / 60:.1f} min")
+    for (c, _), entry in backend.run_each(train_job, [(c, base) for c in todo], jobs):
+        done.append(entry)
+        elapsed = time.perf_counter() - t0
+        eta = elapsed / len(done) * (len(todo) - len(done))
+        say(f"[{len(done)}/{len(todo)}] {c.protocol} {c.env_id} {c.algo} seed {c.seed}: "
+            f"final mean return {entry['final_mean_return']:.0f}, "
+            f"{entry['wall_time_s']:.0f} s; elapsed {elapsed / 60:.1f} min, "
+            f"ETA {eta / 60:.1f} min")
     return done
 
 

@@ -57,8 +57,15 @@ from pgclaims.measure.cosines import (
 )
 from pgclaims.measure.cosines import mean_pairwise_cosine as mean_pairwise_cosine  # re-export
 from pgclaims.measure.parallel import chunk_map
-from pgclaims.measure.returns import mc_returns, returns_target
-from pgclaims.measure.sampler import CHUNK, rng_for
+from pgclaims.measure.returns import mc_returns as mc_returns  # re-export
+from pgclaims.measure.sampler import CHUNK
+from pgclaims.measure.truevalue import (  # re-exported: they lived here before streaming
+    TrueValueTargets as TrueValueTargets,
+)
+from pgclaims.measure.truevalue import UsableReturns as UsableReturns
+from pgclaims.measure.truevalue import fit_true_value as fit_true_value
+from pgclaims.measure.truevalue import true_value_net
+from pgclaims.measure.truevalue import usable_returns as usable_returns
 
 BASELINES = ("valuenet", "true", "zero")
 
@@ -110,71 +117,6 @@ def direct_gradient(policy64: GaussianPolicy, batch: Batch, adv: np.ndarray,
     logp = policy64.log_prob(obs, act)
     a_hat = torch.from_numpy(normalize(np.asarray(adv, np.float64), center))
     return flat_grad((torch.exp(logp - logp.detach()) * a_hat).mean(), policy64).numpy()
-
-
-def fit_true_value(agent: Agent, batches: list[Batch], seed: int, epochs: int = 30,
-                   lr: float = 1e-3, minibatch: int = 256) -> tuple[ValueNet, dict[str, Any]]:
-    """A fresh value net fit to Monte Carlo returns of the current policy (Figure 4's "true
-    value"), on samples disjoint from the gradient estimates."""
-    targets = TrueValueTargets(agent, seed)
-    parts = [targets(b, c) for c, b in enumerate(batches)]
-    return _fit_returns([p.obs for p in parts], [p.returns for p in parts], seed, epochs, lr,
-                        minibatch)
-
-
-def _fit_returns(obs: list[np.ndarray], targets: list[np.ndarray], seed: int, epochs: int = 30,
-                 lr: float = 1e-3, minibatch: int = 256) -> tuple[ValueNet, dict[str, Any]]:
-    x = torch.from_numpy(np.concatenate(obs))
-    y = torch.from_numpy(np.concatenate(targets)).float()
-    torch.manual_seed(seed)
-    net = ValueNet(x.shape[1])
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    rng = rng_for(seed, 91)
-    for _ in range(epochs):
-        perm = torch.from_numpy(rng.permutation(len(x)))
-        for s in range(0, len(x), minibatch):
-            idx = perm[s : s + minibatch]
-            loss = (net(x[idx]) - y[idx]).pow(2).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    with torch.no_grad():
-        mse = float((net(x) - y).pow(2).mean())
-    return net, {"true_value_pairs": int(len(x)), "true_value_fit_mse": mse, "epochs": epochs}
-
-
-@dataclass
-class UsableReturns:
-    """A chunk reduced to what the true-value fit needs, and its batch statistics."""
-
-    obs: np.ndarray
-    returns: np.ndarray
-    trajectories: int
-    episode_returns: np.ndarray
-
-
-def usable_returns(batch: Batch, gamma: float) -> UsableReturns:
-    """The table1 true-value targets of a chunk: cut tails excluded (:func:`mc_returns`)."""
-    ret, ok = mc_returns(batch, gamma)
-    return UsableReturns(batch.obs[ok], ret[ok], batch.n_trajectories, batch.episode_returns)
-
-
-class TrueValueTargets:
-    """``targets(batch, chunk)``: a chunk's "true value" regression targets, the same returns
-    the agent's protocol uses for the value error (:mod:`pgclaims.measure.returns`); the
-    continuation of chunk c (corrected protocol) draws from its own stream (seed, 93, c)."""
-
-    def __init__(self, agent: Agent, seed: int) -> None:
-        from pgclaims.agents.protocol import get_protocol
-
-        self.agent, self.seed = agent, seed
-        self.kind = get_protocol(agent.config.protocol).returns_target
-        self.policy = agent.policy.numpy_sampler()
-
-    def __call__(self, batch: Batch, chunk: int) -> UsableReturns:
-        ret, ok = returns_target(self.agent, batch, self.kind, self.policy,
-                                 rng_for(self.seed, 93, chunk))
-        return UsableReturns(batch.obs[ok], ret[ok], batch.n_trajectories, batch.episode_returns)
 
 
 @dataclass
@@ -280,15 +222,10 @@ def gradient_study(agent: Agent, n_grid: tuple[int, ...], repeats: int, true_gra
     pairs = 0
 
     true_net, true_meta = None, {}
-    if true_value_n:
-        jobs = [(CHUNK, (2, c), c) for c in range(-(-true_value_n // CHUNK))]
-        parts = list(chunk_map(agent, TrueValueTargets(agent, seed), jobs, seed, workers))
-        pairs += CHUNK * len(jobs)
-        true_net, true_meta = _fit_returns([p.obs for p in parts], [p.returns for p in parts],
-                                           seed)
-        trajectories += [p.trajectories for p in parts]
-        returns += [p.episode_returns for p in parts]
-        del parts
+    if true_value_n:  # streamed: memory does not grow with true_value_n (.truevalue)
+        true_net, true_meta, trajectories, returns = true_value_net(agent, true_value_n, seed,
+                                                                    workers)
+        pairs += CHUNK * -(-true_value_n // CHUNK)
 
     reduce = GradReducer(agent, true_net)
     dim = _n_params(reduce.policy64)

@@ -120,6 +120,7 @@ def step_study(agent: Agent, repeats: int, eval_n: int, high_n: int, seed: int) 
         high_reward_change=high_change,
         step_norms=np.linalg.norm(deltas, axis=1),
         meta={"eval_pairs": eval_n, "high_sample_pairs": high_n, "base_reward": base,
+              "pairs_sampled": sampler.pairs,
               "reward_comparison": "common random numbers at theta0 and theta0 + step"},
     )
 

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import torch
 
+from pgclaims.agents import backend
 from pgclaims.agents.agent import Agent
 from pgclaims.agents.rollout import Batch
 from pgclaims.measure import sampler as sampler_module
@@ -95,7 +96,17 @@ def chunk_map(agent: Agent, reduce: Callable[[Batch, Any], R], jobs: Sequence[Jo
     ``reduce`` (and everything it refers to) is inherited at the fork, so it need not pickle,
     but its result must. Consume the iterator to the end (or close it) to release the pool.
     ``batched`` is :class:`FrozenSampler`'s (None: the module switch).
+
+    Under the ray backend (:mod:`pgclaims.agents.backend`) the jobs run as Ray tasks instead
+    (:mod:`pgclaims.measure.ray_backend`; ``reduce`` must then pickle), with the same results;
+    ``workers`` is then the CPUs to plan for (default: the cluster's).
     """
+    if backend.backend() == "ray":
+        from pgclaims.measure import ray_backend
+
+        use = sampler_module.BATCHED if batched is None else batched
+        yield from ray_backend.chunk_map(agent, reduce, jobs, seed, workers, use)
+        return
     workers = min(resolve_workers(workers), max(len(jobs), 1))
     if workers == 1:
         torch.set_num_threads(1)

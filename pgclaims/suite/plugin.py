@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from pgclaims.suite import backend as backend_mod
 from pgclaims.suite import claims as claims_mod
 from pgclaims.suite import external
 from pgclaims.suite import progress as progress_mod
@@ -73,6 +74,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     "(default: <rootdir>/reports)")
     group.addoption("--run-id", dest="pgclaims_run_id", default=None, metavar="ID",
                     help="name of this run's folder (default: <UTC time>-<scale>)")
+    backend_mod.add_options(group)
 
 
 # Distribution under xdist: `-n N` keeps xdist's `--dist load`, on purpose. Measurements are
@@ -172,6 +174,7 @@ def _echo(config: pytest.Config) -> progress_mod.Sink:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "claim(id): the CLAIMS.md id a claims test checks")
     state = _make_state(config)
+    backend_mod.configure(config)
     config.stash[STATE] = state
     # Progress lines bypass capture and go to progress.log once claims tests are collected
     # (RunSession); until then (library tests) they are ordinary, captured stderr.

@@ -1,7 +1,7 @@
 """Scales: how much of the paper's protocol a claims run performs (CLAIMS.md, "Scope per scale").
 
 A :class:`Scale` fixes the agents (environments, algorithms, seeds, training length, where they
-come from) and every sample count the measurements use. The four profiles in :data:`SCALES` are
+come from) and every sample count the measurements use. The five profiles in :data:`SCALES` are
 fixed data; experiments derive variants with :meth:`Scale.override` and make them selectable
 with :func:`register_scale`. Sample counts are in
 state-action pairs; training length in iterations of 2048 pairs.
@@ -296,7 +296,8 @@ PAPER = Scale(
                 "value, 1e6 pairs per landscape point, zero-baseline agents, a learning-rate "
                 "grid); the paper ran 'multiple trials' per configuration without a count, we "
                 "use 10 seeds. A cluster-scale run",
-    wall_time="cluster scale: on the order of 10^4 CPU-hours",
+    wall_time="cluster scale: about 2.8e3 core-hours (1.9e10 pairs), about 1.5 days on 100 "
+              "cores (`pgclaims plan --scale paper`, 2026-12-01)",
     envs=("Hopper-v5", "Walker2d-v5", "Humanoid-v5"), algos=("ppo", "trpo"),
     seeds=tuple(range(10)), iterations=500, source="fixtures",
     n_grid=paper_grid(100, 1_000_000, 2, include=(2048,)), repeats=10,
@@ -308,7 +309,24 @@ PAPER = Scale(
     bootstrap_resamples=500,  # the paper's "500 sample bootstrapping" (Fig 1, 2)
 )
 
-SCALES: dict[str, Scale] = {s.name: s for s in (SMOKE, DEFAULT, NIGHTLY, PAPER)}
+PAPER_MINI = Scale(
+    name="paper-mini",
+    description="the paper scale's protocol end to end at toy sizes: trains its own Hopper, "
+                "Walker2d and Humanoid agents (2 seeds, 3 iterations), zero-baseline agents, "
+                "the LR grid at 2048 and 20480 steps per iteration, 7x7 landscapes and the "
+                "high-sample step, so every claim gets a verdict through the paper's code; "
+                "3-iteration agents are not trained agents, so few verdicts mean anything",
+    wall_time="estimated under an hour on 2 idle CPU cores with -n 2, training included "
+              "(about 1.9e7 pairs; `pgclaims plan --scale paper-mini`)",
+    envs=("Hopper-v5", "Walker2d-v5", "Humanoid-v5"), algos=("ppo", "trpo"), seeds=(0, 1),
+    iterations=3, source="train", n_grid=(256, 1024, 2048, 8192), repeats=10,
+    true_grad_n=65_536, heldout_n=2048, true_value_n=20_480, landscape_steps=HALF_STEPS,
+    landscape_n=(256, 512), landscape_ref_n=1024, high_sample_step_n=16_384, step_eval_n=2048,
+    capabilities=frozenset({"zero_baseline_agents"}), lr_grid=(0.5, 1.0, 2.0),
+    bootstrap_resamples=1000,
+)
+
+SCALES: dict[str, Scale] = {s.name: s for s in (SMOKE, DEFAULT, NIGHTLY, PAPER, PAPER_MINI)}
 _BUILTIN = frozenset(SCALES)
 
 
@@ -319,7 +337,7 @@ class UnknownScaleError(KeyError):
 
 def register_scale(scale: Scale) -> Scale:
     """Make ``scale`` selectable with ``--scale <name>`` (e.g. from a ``conftest.py``).
-    Registering an equal profile again is a no-op; the four profiles cannot be replaced."""
+    Registering an equal profile again is a no-op; the built-in profiles cannot be replaced."""
     known = SCALES.get(scale.name)
     if known is not None and known != scale:
         raise ValueError(f"scale {scale.name!r} is already registered with other values")

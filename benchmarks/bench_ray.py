@@ -1,0 +1,111 @@
+"""Wall time of a Figure 1+2 curve under ``--backend ray`` over ``--backend local``, timed in
+the same run on the same machine (target <= 1.15x)::
+
+    pytest benchmarks/bench_ray.py -p no:xdist -s
+
+Once per sampling path: gymnasium, and the batched MuJoCo path of :mod:`pgclaims.measure.batched`.
+Both sides get 2 CPUs: the local backend 2 forked workers, Ray a local cluster of 2 CPUs
+(:func:`pgclaims.agents.backend.start_local_ray`: its workers at the caller's priority, as the
+local workers are). Ray's start and its workers' first imports are paid once per process, not
+per measurement: they are timed separately (``ray_init_s``; ``ray_cold_s``, the test's first
+ray curve, on fresh workers in the first test) and the ratio compares warm curves, alternating
+local and ray rounds. The curve: 10 estimates at N = 128 .. 8192, true gradients
+leave-one-pool-out from >= 81920 pairs (96512 pairs per curve), on the committed Hopper-v5 PPO
+fixture (seed 0, iteration 450) when it exists, else a fresh agent. The benchmark asserts only
+that both backends ran and gave the same numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from pgclaims.agents import backend
+from pgclaims.agents.agent import Agent, TrainConfig, make_agent
+from pgclaims.agents.fixtures import FixtureError, load
+from pgclaims.measure import sampler
+from pgclaims.measure.gradients import GradientStudy, gradient_study
+
+WORKERS = 2
+SEED = 11
+CURVE = {"n_grid": (128, 512, 2048, 8192), "repeats": 10, "true_grad_n": 81_920,
+         "true_value_n": 0}
+ROUNDS = 3
+
+
+def _agent() -> tuple[Agent, str]:
+    try:
+        return load("Hopper-v5", "ppo", 0, 450), "fixture Hopper-v5 ppo seed 0 iteration 450"
+    except FixtureError:
+        return make_agent(TrainConfig.create("Hopper-v5", "ppo", 0)), "fresh Hopper-v5 agent"
+
+
+def _curve(agent: Agent, name: str) -> tuple[float, GradientStudy]:
+    previous = backend.set_backend(name)
+    try:
+        t0 = time.perf_counter()
+        study = gradient_study(agent, **CURVE, seed=SEED, workers=WORKERS)
+        return time.perf_counter() - t0, study
+    finally:
+        backend.restore_backend(previous)
+
+
+def _same(a: GradientStudy, b: GradientStudy) -> bool:
+    for f in dataclasses.fields(GradientStudy):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(x, np.ndarray):
+            if not np.array_equal(x, y, equal_nan=True):
+                return False
+        elif f.name == "pairwise":
+            if x.keys() != y.keys() or not all(np.array_equal(x[k], y[k]) for k in x):
+                return False
+        elif x != y:
+            return False
+    return True
+
+
+@pytest.mark.benchmark(group="backend")
+@pytest.mark.parametrize("path", ["gymnasium", "batched"])
+def test_figure_1_2_ray_over_local(benchmark: Any, path: str,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    ray = pytest.importorskip("ray")
+    torch.set_num_threads(1)
+    monkeypatch.setattr(sampler, "BATCHED", path == "batched")
+    agent, source = _agent()
+    t0 = time.perf_counter()
+    if not ray.is_initialized():
+        backend.start_local_ray(num_cpus=WORKERS)
+    init_s = time.perf_counter() - t0
+    cold_s, first = _curve(agent, "ray")
+    times: dict[str, list[float]] = {"local": [], "ray": []}
+    studies: dict[str, list[GradientStudy]] = {"local": [], "ray": []}
+
+    def one_round() -> None:
+        for name in ("local", "ray"):
+            seconds, study = _curve(agent, name)
+            times[name].append(seconds)
+            studies[name].append(study)
+
+    benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)
+    assert len(times["local"]) == len(times["ray"]) == ROUNDS
+    reference = studies["local"][0]
+    assert all(_same(reference, s) for s in studies["local"] + studies["ray"] + [first])
+    med = {name: statistics.median(t) for name, t in times.items()}
+    ratio = med["ray"] / med["local"]
+    info = {"agent": source, "sampler": path, "pairs": int(reference.meta["pairs_sampled"]),
+            "workers": WORKERS, "rounds": ROUNDS, "seconds": times,
+            "local_s": round(med["local"], 2), "ray_s": round(med["ray"], 2),
+            "ray_init_s": round(init_s, 2), "ray_cold_s": round(cold_s, 2),
+            "load": os.getloadavg(), "cpu_count": os.cpu_count()}
+    benchmark.extra_info.update(ratio=ratio, target="<= 1.15", **info)
+    print(f"\nFigure 1+2 curve ({path} sampler), ray / local wall time: {ratio:.3f}x "
+          "(target <= 1.15)")
+    for k, v in info.items():
+        print(f"    {k}: {v}")
