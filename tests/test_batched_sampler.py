@@ -180,10 +180,11 @@ def test_chunk_map_batched_independent_of_workers() -> None:
     assert gym_path != serial  # the batched forward rounds differently: other numbers
 
 
-def test_default_off_and_other_envs_keep_gymnasium() -> None:
+def test_default_on_and_other_envs_keep_gymnasium() -> None:
     from tests.test_measure import bandit_config
     hopper = make_agent(TrainConfig.create("Hopper-v5", "ppo", 0))
-    assert FrozenSampler(hopper).vectorized is None
+    assert isinstance(FrozenSampler(hopper).vectorized, BatchedSampler)
+    assert FrozenSampler(hopper, batched=False).vectorized is None
     bandit = make_agent(bandit_config())
     sampler = FrozenSampler(bandit, batched=True)
     assert sampler.vectorized is None and BANDIT not in MUJOCO_ENVS
