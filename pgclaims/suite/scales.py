@@ -296,8 +296,8 @@ PAPER = Scale(
                 "value, 1e6 pairs per landscape point, zero-baseline agents, a learning-rate "
                 "grid); the paper ran 'multiple trials' per configuration without a count, we "
                 "use 10 seeds. A cluster-scale run",
-    wall_time="cluster scale: about 2.8e3 core-hours (1.9e10 pairs), about 1.5 days on 100 "
-              "cores (`pgclaims plan --scale paper`, 2026-12-01)",
+    wall_time="cluster scale: about 2.1e3 core-hours (1.9e10 pairs), about 26 h on 100 "
+              "cores (estimated by `pgclaims plan --scale paper`, 2026-12-01)",
     envs=("Hopper-v5", "Walker2d-v5", "Humanoid-v5"), algos=("ppo", "trpo"),
     seeds=tuple(range(10)), iterations=500, source="fixtures",
     n_grid=paper_grid(100, 1_000_000, 2, include=(2048,)), repeats=10,
@@ -316,8 +316,8 @@ PAPER_MINI = Scale(
                 "the LR grid at 2048 and 20480 steps per iteration, 7x7 landscapes and the "
                 "high-sample step, so every claim gets a verdict through the paper's code; "
                 "3-iteration agents are not trained agents, so few verdicts mean anything",
-    wall_time="estimated under an hour on 2 idle CPU cores with -n 2, training included "
-              "(about 1.9e7 pairs; `pgclaims plan --scale paper-mini`)",
+    wall_time="about 1.4 core-hours (1.3e7 pairs): estimated 54 min on 2 free CPU cores with "
+              "-n 2, training included; measured 2 h 23 min on 2 cores shared with other work",
     envs=("Hopper-v5", "Walker2d-v5", "Humanoid-v5"), algos=("ppo", "trpo"), seeds=(0, 1),
     iterations=3, source="train", n_grid=(256, 1024, 2048, 8192), repeats=10,
     true_grad_n=65_536, heldout_n=2048, true_value_n=20_480, landscape_steps=HALF_STEPS,
