@@ -48,13 +48,10 @@ def _agent() -> tuple[Agent, str]:
 
 
 def _curve(agent: Agent, name: str) -> tuple[float, GradientStudy]:
-    previous = backend.set_backend(name)
-    try:
+    with backend.using(name):
         t0 = time.perf_counter()
         study = gradient_study(agent, **CURVE, seed=SEED, workers=WORKERS)
         return time.perf_counter() - t0, study
-    finally:
-        backend.restore_backend(previous)
 
 
 def _same(a: GradientStudy, b: GradientStudy) -> bool:

@@ -194,12 +194,21 @@ def test_xdist_workers_share_the_controllers_cluster(on_ray: Any) -> None:
         backend.restore_backend(previous)
 
 
-def on(name: str, run: Callable[[], Any]) -> Any:
-    previous = backend.set_backend(name)
+def test_using_restores_the_previous_setting() -> None:
+    previous = backend.set_backend("local")
+    address = backend.ray_address()
     try:
-        return run()
+        with pytest.raises(RuntimeError), backend.using("ray", "10.0.0.2:6379"):
+            assert (backend.backend(), backend.ray_address()) == ("ray", "10.0.0.2:6379")
+            raise RuntimeError("the block failed")
+        assert (backend.backend(), backend.ray_address()) == ("local", address)
     finally:
         backend.restore_backend(previous)
+
+
+def on(name: str, run: Callable[[], Any]) -> Any:
+    with backend.using(name):
+        return run()
 
 
 def assert_same_study(a: GradientStudy, b: GradientStudy) -> None:

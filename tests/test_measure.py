@@ -36,11 +36,11 @@ from pgclaims.measure.gradients import (
     direct_gradient,
     gradient_study,
     loo_pairwise,
-    mc_returns,
     mean_pairwise_cosine,
     pooled_stats,
 )
 from pgclaims.measure.landscape import landscape, step_study
+from pgclaims.measure.returns import mc_returns
 from pgclaims.measure.sampler import CHUNK, FrozenSampler, rng_for
 from pgclaims.measure.value import mre, value_error
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from types import ModuleType
 from typing import Any, TypeVar
 
@@ -57,6 +58,16 @@ def restore_backend(previous: dict[str, str | None]) -> None:
     """Put back what :func:`set_backend` returned (``{}``: the environment's choice)."""
     _SETTING.clear()
     _SETTING.update(previous)
+
+
+@contextmanager
+def using(name: str, address: str | None = None) -> Iterator[None]:
+    """:func:`set_backend` for the ``with`` block, then the previous setting again."""
+    previous = set_backend(name, address)
+    try:
+        yield
+    finally:
+        restore_backend(previous)
 
 
 def backend() -> str:
@@ -152,4 +163,4 @@ def run_each(fn: Callable[[T], R], items: Sequence[T], jobs: int = 1
 
 
 __all__ = ["BACKENDS", "BackendError", "backend", "connect_ray", "import_ray", "ray_address",
-           "restore_backend", "run_each", "set_backend", "start_local_ray"]
+           "restore_backend", "run_each", "set_backend", "start_local_ray", "using"]

@@ -57,15 +57,8 @@ from pgclaims.measure.cosines import (
 )
 from pgclaims.measure.cosines import mean_pairwise_cosine as mean_pairwise_cosine  # re-export
 from pgclaims.measure.parallel import chunk_map
-from pgclaims.measure.returns import mc_returns as mc_returns  # re-export
 from pgclaims.measure.sampler import CHUNK
-from pgclaims.measure.truevalue import (  # re-exported: they lived here before streaming
-    TrueValueTargets as TrueValueTargets,
-)
-from pgclaims.measure.truevalue import UsableReturns as UsableReturns
-from pgclaims.measure.truevalue import fit_true_value as fit_true_value
 from pgclaims.measure.truevalue import true_value_net
-from pgclaims.measure.truevalue import usable_returns as usable_returns
 
 BASELINES = ("valuenet", "true", "zero")
 

@@ -26,8 +26,8 @@ from pgclaims.agents import backend
 from pgclaims.agents.agent import Agent
 from pgclaims.agents.rollout import Batch
 from pgclaims.measure import sampler as sampler_module
-from pgclaims.measure.batched import NSIM, supports
-from pgclaims.measure.sampler import FrozenSampler, rng_for
+from pgclaims.measure.batched import supports
+from pgclaims.measure.sampler import FrozenSampler, lockstep_groups, reduce_group, rng_for
 
 R = TypeVar("R")
 
@@ -74,18 +74,8 @@ def _run(job: Job) -> Any:
     return _STATE["reduce"](batch, arg)
 
 
-def _reduce_group(sampler: FrozenSampler, reduce: Callable[[Batch, Any], R],
-                  group: Sequence[Job], seed: int) -> list[R]:
-    batches = sampler.batches([(n, rng_for(seed, *path)) for n, path, _ in group])
-    return [reduce(b, arg) for b, (_, _, arg) in zip(batches, group, strict=True)]
-
-
 def _run_group(group: Sequence[Job]) -> list[Any]:
-    return _reduce_group(_STATE["sampler"], _STATE["reduce"], group, _STATE["seed"])
-
-
-def _groups(jobs: Sequence[Job], size: int) -> list[Sequence[Job]]:
-    return [jobs[s:s + size] for s in range(0, len(jobs), size)]
+    return reduce_group(_STATE["sampler"], _STATE["reduce"], group, _STATE["seed"])
 
 
 def chunk_map(agent: Agent, reduce: Callable[[Batch, Any], R], jobs: Sequence[Job], seed: int,
@@ -113,8 +103,8 @@ def chunk_map(agent: Agent, reduce: Callable[[Batch, Any], R], jobs: Sequence[Jo
         sampler = FrozenSampler(agent, batched)
         try:
             if sampler.vectorized is not None:
-                for group in _groups(jobs, sampler.nsim):
-                    yield from _reduce_group(sampler, reduce, group, seed)
+                for s in range(0, len(jobs), sampler.nsim):
+                    yield from reduce_group(sampler, reduce, jobs[s:s + sampler.nsim], seed)
                 return
             for n, path, arg in jobs:
                 yield reduce(sampler.batch(n, rng_for(seed, *path)), arg)
@@ -132,8 +122,7 @@ def chunk_map(agent: Agent, reduce: Callable[[Batch, Any], R], jobs: Sequence[Jo
         # With fork, the executor starts every worker at the first submit, so _STATE has been
         # inherited once map() returns. A worker that dies raises BrokenProcessPool here.
         if grouped:
-            size = max(1, min(NSIM, -(-len(jobs) // workers)))
-            parts = pool.map(_run_group, _groups(jobs, size))
+            parts = pool.map(_run_group, lockstep_groups(jobs, workers))
             _STATE.clear()
             for part in parts:
                 yield from part

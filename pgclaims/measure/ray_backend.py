@@ -30,8 +30,8 @@ import torch
 from pgclaims.agents import backend
 from pgclaims.agents.agent import Agent
 from pgclaims.agents.rollout import Batch
-from pgclaims.measure.batched import NSIM, supports
-from pgclaims.measure.sampler import FrozenSampler, rng_for
+from pgclaims.measure.batched import supports
+from pgclaims.measure.sampler import FrozenSampler, lockstep_groups, reduce_group
 
 IN_FLIGHT = 2
 """Tasks queued per CPU slot: enough that no CPU waits for the driver between chunks, few
@@ -75,8 +75,7 @@ def _run(key: str, refs: list[Any], group: Sequence[tuple[int, tuple[int, ...], 
     a list so that Ray passes the reference, not the fetched object, to every task."""
     held = _held(key, refs[0])
     m: Measurement = held["m"]
-    batches = held["sampler"].batches([(n, rng_for(m.seed, *path)) for n, path, _ in group])
-    return [m.reduce(b, arg) for b, (_, _, arg) in zip(batches, group, strict=True)]
+    return reduce_group(held["sampler"], m.reduce, group, m.seed)
 
 
 _TASK: dict[str, Any] = {}
@@ -106,8 +105,7 @@ def chunk_map(agent: Agent, reduce: Callable[[Batch, Any], Any],
     ray = backend.connect_ray()
     slots = workers or cpu_slots(ray)
     grouped = batched and supports(agent.config.env_id)
-    size = max(1, min(NSIM, -(-len(jobs) // slots))) if grouped else 1
-    groups = [list(jobs[s:s + size]) for s in range(0, len(jobs), size)]
+    groups = lockstep_groups(jobs, slots) if grouped else [jobs[s:s + 1] for s in range(len(jobs))]
     spec = gym.registry.get(agent.config.env_id)
     ref = ray.put(Measurement(agent, reduce, seed, batched, spec))
     key, run = ref.hex(), _task(ray)

@@ -18,7 +18,8 @@ Off by default, and the gymnasium path is unchanged.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,6 +42,21 @@ number, so the cache's MEASURE_VERSION changes with it)."""
 def rng_for(seed: int, *path: int) -> np.random.Generator:
     """An independent stream for every (seed, purpose, repeat, chunk, ...) path."""
     return np.random.default_rng([seed, *path])
+
+
+def lockstep_groups(jobs: Sequence[Any], workers: int) -> list[Sequence[Any]]:
+    """``jobs`` cut into consecutive groups stepped in lockstep: as many as ``workers`` need,
+    at most :data:`NSIM` chunks each (a chunk's batch does not depend on its group)."""
+    size = max(1, min(NSIM, -(-len(jobs) // max(workers, 1))))
+    return [jobs[s:s + size] for s in range(0, len(jobs), size)]
+
+
+def reduce_group(sampler: FrozenSampler, reduce: Callable[[Batch, Any], Any],
+                 group: Sequence[tuple[int, tuple[int, ...], Any]], seed: int) -> list[Any]:
+    """``reduce(batch, arg)`` for each ``(pairs, rng path, arg)`` job of ``group``, the
+    group's batches drawn together (:meth:`FrozenSampler.batches`)."""
+    batches = sampler.batches([(n, rng_for(seed, *path)) for n, path, _ in group])
+    return [reduce(b, arg) for b, (_, _, arg) in zip(batches, group, strict=True)]
 
 
 class FrozenObsNorm:

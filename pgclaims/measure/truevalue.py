@@ -26,7 +26,7 @@ from pgclaims.agents.agent import Agent
 from pgclaims.agents.networks import ValueNet
 from pgclaims.agents.rollout import Batch
 from pgclaims.measure.parallel import chunk_map
-from pgclaims.measure.returns import mc_returns, returns_target
+from pgclaims.measure.returns import returns_target
 from pgclaims.measure.sampler import CHUNK, rng_for
 
 EPOCHS = 30
@@ -47,12 +47,6 @@ class UsableReturns:
     returns: np.ndarray
     trajectories: int
     episode_returns: np.ndarray
-
-
-def usable_returns(batch: Batch, gamma: float) -> UsableReturns:
-    """The table1 true-value targets of a chunk: cut tails excluded (:func:`mc_returns`)."""
-    ret, ok = mc_returns(batch, gamma)
-    return UsableReturns(batch.obs[ok], ret[ok], batch.n_trajectories, batch.episode_returns)
 
 
 class TrueValueTargets:
@@ -203,14 +197,3 @@ def true_value_net(agent: Agent, n: int, seed: int, workers: int | None = None, 
     jobs = [(CHUNK, (2, c), c) for c in range(-(-n // CHUNK))]
     parts = chunk_map(agent, TrueValueTargets(agent, seed), jobs, seed, workers)
     return fit_parts(parts, CHUNK * len(jobs), seed, **kwargs)
-
-
-def fit_true_value(agent: Agent, batches: list[Batch], seed: int, epochs: int = EPOCHS,
-                   lr: float = LR, minibatch: int = MINIBATCH) -> tuple[ValueNet, dict[str, Any]]:
-    """A fresh value net fit to Monte Carlo returns of the current policy (Figure 4's "true
-    value") on the given batches, disjoint from the gradient estimates."""
-    targets = TrueValueTargets(agent, seed)
-    parts = (targets(b, c) for c, b in enumerate(batches))
-    net, meta, _, _ = fit_parts(parts, sum(len(b) for b in batches), seed,
-                                epochs=epochs, lr=lr, minibatch=minibatch)
-    return net, meta
