@@ -27,6 +27,7 @@ import pytest
 
 from pgclaims.suite import backend as backend_mod
 from pgclaims.suite import claims as claims_mod
+from pgclaims.suite import eta as eta_mod
 from pgclaims.suite import external
 from pgclaims.suite import progress as progress_mod
 from pgclaims.suite.agents import AgentStore, cache_root
@@ -74,6 +75,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     "(default: <rootdir>/reports)")
     group.addoption("--run-id", dest="pgclaims_run_id", default=None, metavar="ID",
                     help="name of this run's folder (default: <UTC time>-<scale>)")
+    group.addoption("--eta-every", dest="pgclaims_eta_every", type=float, default=eta_mod.EVERY,
+                    metavar="SECONDS", help="least seconds between two overall progress lines "
+                    f"(tests and pairs done, ETA) of the run (default: {eta_mod.EVERY:g}; 0: after "
+                    "every test)")
     backend_mod.add_options(group)
 
 

@@ -4,7 +4,8 @@
 prefixed with the xdist worker id and the time. Under the claims plugin the line bypasses
 pytest's output capture (so it is seen while the test runs, also from xdist workers, whose
 stderr reaches the terminal) and is appended to ``reports/<run-id>/progress.log``. Outside
-pytest it goes to stderr.
+pytest it goes to stderr. The controller's overall line (tests and pairs done, ETA) comes from
+:mod:`pgclaims.suite.eta`.
 """
 
 from __future__ import annotations
@@ -33,9 +34,15 @@ def set_sink(sink: Sink | None) -> Sink | None:
     return previous
 
 
+def stamp(message: str, who: str | None = None) -> str:
+    """``message`` as a progress line, ``[gw1 20:15:03] message``: prefixed with ``who``
+    (default: this process's :func:`worker_id`) and the local time."""
+    return f"[{who or worker_id()} {time.strftime('%H:%M:%S')}] {message}"
+
+
 def progress(message: str) -> None:
     """Emit one progress line: ``[gw1 20:15:03] message``."""
-    line = f"[{worker_id()} {time.strftime('%H:%M:%S')}] {message}"
+    line = stamp(message)
     if _sink is not None:
         _sink(line)
     else:
@@ -81,4 +88,4 @@ def log_file_sink(path: os.PathLike[str] | str, echo: Sink | None = None) -> Sin
     return sink
 
 
-__all__ = ["log_file_sink", "progress", "set_sink", "steps", "worker_id"]
+__all__ = ["log_file_sink", "progress", "set_sink", "stamp", "steps", "worker_id"]

@@ -1,4 +1,5 @@
-"""Per-run hooks of the claims plugin: parametrization, outcomes, rows, and the end of the run.
+"""Per-run hooks of the claims plugin: parametrization, outcomes, rows, the run's overall
+progress lines (:mod:`pgclaims.suite.eta`), and the end of the run.
 
 Registered by :func:`pgclaims.suite.plugin.pytest_configure` as one object per pytest config,
 so that two sessions in one process (pytester) never share state.
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pgclaims.suite import claims as claims_mod
+from pgclaims.suite import eta
 from pgclaims.suite import progress as progress_mod
 from pgclaims.suite.agents import AgentStore, cache_root, describe_source
 from pgclaims.suite.claims import PARAMETERS, Claim
@@ -99,6 +101,9 @@ class RunSession:
         self.config = config
         self.finished: dict[str, Any] | None = None
         self.warnings: list[str] = []
+        self.eta = eta.Tracker(progress_mod.log_file_sink(state.run_dir / "progress.log",
+                                                          state.echo),
+                               state.started, config.getoption("pgclaims_eta_every"))
 
     # -- start ----------------------------------------------------------------------------
 
@@ -180,6 +185,27 @@ class RunSession:
         if any(row_of(item.user_properties) for item in kept):
             progress_mod.set_sink(progress_mod.log_file_sink(s.run_dir / "progress.log", s.echo))
 
+    @pytest.hookimpl(tryfirst=True)  # in an xdist worker: before xdist reports the collection
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """The cost ledger of the run's tests (:mod:`pgclaims.suite.eta`): the controller
+        starts its overall progress lines, an xdist worker leaves it for the controller."""
+        s = self.state
+        rows = [(item.nodeid, row_of(item.user_properties)) for item in session.items]
+        if self.config.option.collectonly or not any(row for _, row in rows):
+            return
+        ledger = eta.build_ledger(s.scale, [(n, row["claim_id"], row["params"]) if row else
+                                            (n, None, {}) for n, row in rows])
+        if s.controller:
+            self.eta.start(ledger)
+        else:
+            eta.save(ledger, eta.ledger_path(s.run_dir, progress_mod.worker_id()))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        ledger = eta.take(eta.ledger_path(self.state.run_dir, node.gateway.id))
+        if ledger is not None:
+            self.eta.start(ledger.only(ids))
+
     # -- outcomes -------------------------------------------------------------------------
 
     @pytest.hookimpl(wrapper=True)
@@ -216,11 +242,15 @@ class RunSession:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.state.collector.absorb(report)
+        if report.when not in ("setup", "call"):  # teardown, or xdist's report of a crash
+            self.eta.finished(report.nodeid)
 
     # -- end of the run -------------------------------------------------------------------
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         s = self.state
+        if s.controller:
+            self.eta.final()
         if not s.controller or len(s.collector) == 0:
             return
         wall = time.time() - s.started

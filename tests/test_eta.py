@@ -1,0 +1,291 @@
+"""The overall progress line of a claims run (:mod:`pgclaims.suite.eta`): the estimator on
+hand-made ledgers, the per-test cost ledger against the run plan, the throttled tracker, and
+the line a small claims run prints to stderr and to progress.log (pytester, toy scale)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pgclaims.suite import eta, plan
+from pgclaims.suite.claims import CLAIMS
+from pgclaims.suite.scales import get_scale
+from pgclaims.suite.session import parameter_values
+
+pytest_plugins = ["pytester"]
+
+# Four tests: t1 and t2 share unit b (the cache serves the second), t4 measures nothing.
+LEDGER = eta.Ledger({"t1": ("a", "b"), "t2": ("b",), "t3": ("c",), "t4": ()},
+                    {"a": 100, "b": 300, "c": 600})
+
+
+# ---------------------------------------------------------------------------------------------
+# The estimator
+
+
+def test_nothing_done_means_eta_unknown() -> None:
+    p = eta.estimate(LEDGER, set(), 42.0)
+    assert (p.tests_done, p.tests, p.pairs_done, p.pairs) == (0, 4, 0, 1000)
+    assert p.fraction == 0 and p.eta is None
+    assert eta.render(p) == "run: 0/4 tests, ~0 of ~1.0e3 pairs done, elapsed 42 s, ETA unknown"
+    # a finished test that measures nothing is no evidence of the rate either
+    assert eta.estimate(LEDGER, {"t4"}, 42.0).eta is None
+
+
+def test_shared_units_are_paid_once_and_weigh_by_pairs() -> None:
+    p = eta.estimate(LEDGER, {"t2"}, 30.0)
+    assert (p.tests_done, p.pairs_done) == (1, 300)
+    assert p.fraction == pytest.approx(0.3)
+    assert p.eta == pytest.approx(30.0 * 700 / 300)  # elapsed x remaining / done
+    # t1 after t2 adds only unit a: b came from the cache
+    p = eta.estimate(LEDGER, {"t1", "t2"}, 40.0)
+    assert (p.tests_done, p.pairs_done) == (2, 400)
+    assert p.eta == pytest.approx(40.0 * 600 / 400)
+    # one expensive test outweighs two cheap ones: counting tests would say half done
+    p = eta.estimate(LEDGER, {"t3", "t4"}, 60.0)
+    assert p.fraction == pytest.approx(0.6) and p.eta == pytest.approx(40.0)
+    assert eta.render(p) == "run: 2/4 tests, ~600 of ~1.0e3 pairs done, elapsed 1.0 min, ETA 40 s"
+    done = eta.estimate(LEDGER, {"t1", "t2", "t3", "t4", "not-in-the-run"}, 90.0)
+    assert (done.tests_done, done.fraction, done.eta) == (4, 1.0, 0.0)
+    assert eta.render(done, final=True) == (
+        "run: end, 4/4 tests, ~1.0e3 of ~1.0e3 pairs done, total elapsed 1.5 min")
+
+
+def test_without_planned_pairs_tests_count_alike() -> None:
+    ledger = eta.Ledger({"x": (), "y": (), "z": (), "w": ()}, {})
+    p = eta.estimate(ledger, {"x"}, 10.0)
+    assert not p.by_pairs and p.fraction == 0.25 and p.eta == pytest.approx(30.0)
+    assert eta.render(p) == "run: 1/4 tests, tests weighted equally, elapsed 10 s, ETA 30 s"
+    noted = eta.Ledger(ledger.tests, {}, "no plan (KeyError: boom)")
+    assert "tests weighted equally: no plan (KeyError: boom)" in eta.render(
+        eta.estimate(noted, set(), 1.0))
+
+
+def test_large_counts_read_as_powers_of_ten() -> None:
+    ledger = eta.Ledger({"a": ("u",), "b": ("v",)}, {"u": 12_345_678, "v": 18_654_322})
+    line = eta.render(eta.estimate(ledger, {"a"}, 486.0))
+    assert line == "run: 1/2 tests, ~1.2e7 of ~3.1e7 pairs done, elapsed 8.1 min, ETA 12 min"
+
+
+ledgers = st.dictionaries(st.sampled_from("abcdefgh"), st.integers(1, 10**9), min_size=1).flatmap(
+    lambda pairs: st.tuples(st.just(pairs), st.lists(st.sets(st.sampled_from(sorted(pairs))),
+                                                     min_size=1, max_size=8)))
+
+
+@given(ledgers, st.data())
+def test_eta_is_monotone(made: tuple[dict[str, int], list[set[str]]], data: Any) -> None:
+    pairs, needs = made
+    ledger = eta.Ledger({f"t{i}": tuple(sorted(u)) for i, u in enumerate(needs)},
+                        {u: p for u, p in pairs.items() if any(u in n for n in needs)})
+    tests = list(ledger.tests)
+    first = set(data.draw(st.sets(st.sampled_from(tests))))
+    more = first | set(data.draw(st.sets(st.sampled_from(tests))))
+    a, b = data.draw(st.floats(0, 1e6)), data.draw(st.floats(0, 1e6))
+    early, late = sorted((a, b))
+    p, q = eta.estimate(ledger, first, early), eta.estimate(ledger, first, late)
+    assert 0 <= p.fraction <= 1 and p.fraction == q.fraction
+    if p.eta is not None:  # same work done later: the rate is lower, the ETA no shorter
+        assert q.eta is not None and q.eta >= p.eta >= 0
+    r = eta.estimate(ledger, more, early)  # more tests finished, same time: no later ETA
+    assert r.fraction >= p.fraction and r.pairs_done >= p.pairs_done
+    if p.eta is not None:
+        assert r.eta is not None and r.eta <= p.eta
+
+
+# ---------------------------------------------------------------------------------------------
+# The ledger against the run plan
+
+
+def _entries(scale: Any) -> list[tuple[str, str, dict[str, Any]]]:
+    """One entry per claims test the plugin would collect (params as in a row)."""
+    out = []
+    for claim in CLAIMS.values():
+        combos: list[dict[str, Any]] = [{}]
+        for name in claim.over:
+            combos = [{**c, name: v} for c in combos
+                      for v in parameter_values(name, claim, scale)]
+        for protocol in scale.protocols:
+            for combo in combos:
+                params = {"protocol": protocol, **combo}
+                out.append((f"{claim.id}{params}", claim.id, params))
+    return out
+
+
+def test_units_are_the_tests_own_agents_and_checkpoints() -> None:
+    smoke = get_scale("smoke")  # Hopper-v5 x ppo, trpo x seeds 0, 1; late = 18, 27
+    ledger = eta.build_ledger(smoke, [
+        ("late", "grad.true_cos_low_at_2k", {"protocol": "authors", "env": "Hopper-v5",
+                                             "algo": "ppo"}),
+        ("it9", "grad.pairwise_rises_with_n", {"protocol": "authors", "env": "Hopper-v5",
+                                               "algo": "ppo", "checkpoint": 9}),
+        ("toy", "toy.not_planned", {}), ("lib", None, {})])
+    train = {f"training/authors/Hopper-v5/ppo/{s}" for s in (0, 1)}
+    assert set(ledger.tests["late"]) == train | {
+        f"gradients/authors/Hopper-v5/ppo/{s}/{it}" for s in (0, 1) for it in (18, 27)}
+    assert set(ledger.tests["it9"]) == train | {
+        f"gradients/authors/Hopper-v5/ppo/{s}/9" for s in (0, 1)}
+    assert ledger.tests["toy"] == ledger.tests["lib"] == ()
+    cfg = plan.measure_config(smoke, "Hopper-v5")
+    from pgclaims.measure import budget
+
+    assert ledger.pairs["gradients/authors/Hopper-v5/ppo/0/9"] == budget.gradient_pairs(cfg)
+    assert ledger.pairs["training/authors/Hopper-v5/ppo/0"] == 30 * 2048
+
+
+@pytest.mark.parametrize("name", ["smoke", "default"])
+def test_all_tests_together_need_exactly_the_plan(name: str) -> None:
+    scale = get_scale(name)
+    ledger = eta.build_ledger(scale, _entries(scale))
+    todo = {t.ident: t.pairs for t in plan.build(scale).todo()}
+    assert dict(ledger.pairs) == todo
+    assert {u for units in ledger.tests.values() for u in units} == set(todo)
+    lacking = [n for n, c, _ in _entries(scale) if scale.lacks(CLAIMS[c].needs)]
+    assert lacking and all(ledger.tests[n] == () for n in lacking)
+
+
+def test_a_plan_that_cannot_be_built_falls_back_to_counting(monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise ValueError("no fixture store")
+
+    monkeypatch.setattr(plan, "build", broken)
+    ledger = eta.build_ledger(get_scale("smoke"), [("a", "grad.true_cos_low_at_2k", {})])
+    assert ledger.tests == {"a": ()} and "ValueError: no fixture store" in ledger.note
+
+
+def test_ledger_files_round_trip_and_are_taken_once(tmp_path: Path) -> None:
+    path = eta.ledger_path(tmp_path / "run", "gw1")
+    eta.save(LEDGER, path)
+    assert path.name == ".eta-gw1.json" and list(path.parent.iterdir()) == [path]
+    assert eta.take(path) == LEDGER and not path.exists()
+    assert eta.take(path) is None
+    assert LEDGER.only(["t2", "t4"]) == eta.Ledger({"t2": ("b",), "t4": ()}, {"b": 300})
+
+
+# ---------------------------------------------------------------------------------------------
+# The tracker
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_tracker_throttles_and_ends_with_the_total() -> None:
+    lines: list[str] = []
+    clock = Clock()
+    wall = [5000.0]
+    tracker = eta.Tracker(lines.append, started=5000.0 - 60, every=30, clock=clock,
+                          wall=lambda: wall[0])
+    tracker.finished("t1")  # before the ledger: nothing to say
+    assert lines == [] and tracker.progress() is None
+    tracker.start(LEDGER)
+    tracker.start(eta.Ledger({}, {}))  # a second worker's ledger changes nothing
+    assert len(lines) == 1 and re.fullmatch(
+        r"\[main \d\d:\d\d:\d\d\] run: 0/4 tests, ~0 of ~1\.0e3 pairs done, elapsed 1\.0 min, "
+        r"ETA unknown", lines[0]), lines
+    clock.now += 10
+    tracker.finished("t2")  # 10 s after the last line: too soon
+    assert len(lines) == 1
+    wall[0] -= 3600  # the wall clock jumps back: elapsed time does not
+    clock.now += 25
+    tracker.finished("t4")
+    assert len(lines) == 2 and "run: 2/4 tests, ~300 of ~1.0e3 pairs done, elapsed 1.6 min, " \
+        "ETA 4 min" in lines[1]
+    assert tracker.elapsed() == pytest.approx(95.0)
+    clock.now += 5
+    tracker.finished("t3")
+    tracker.finished("t1")
+    assert len(lines) == 2
+    tracker.final()
+    assert len(lines) == 3 and lines[2].endswith(
+        "run: end, 4/4 tests, ~1.0e3 of ~1.0e3 pairs done, total elapsed 1.7 min")
+
+
+def test_every_zero_prints_after_each_test() -> None:
+    lines: list[str] = []
+    tracker = eta.Tracker(lines.append, started=0.0, every=0, clock=Clock(), wall=lambda: 0.0)
+    tracker.start(LEDGER)
+    for name in ("t1", "t2", "t3", "t4"):
+        tracker.finished(name)
+    tracker.finished("not-collected")
+    assert [line.split("] ", 1)[1].split(",")[0] for line in lines] == [
+        "run: 0/4 tests", "run: 1/4 tests", "run: 2/4 tests", "run: 3/4 tests", "run: 4/4 tests"]
+
+
+# ---------------------------------------------------------------------------------------------
+# A small claims run (pytester): the line reaches stderr and progress.log
+
+CONFTEST = 'pytest_plugins = ["pgclaims.suite.plugin", "pgclaims.report.plugin"]\n'
+
+TESTS = """
+import numpy as np
+import pytest
+
+
+def units(center):
+    rng = np.random.default_rng(0)
+    return [center + 0.01 * rng.standard_normal(10) for _ in range(3)]
+
+
+def mean(us):
+    return float(np.mean([u.mean() for u in us]))
+
+
+def test_not_a_claim():
+    pass
+
+
+@pytest.mark.claim("grad.true_cos_low_at_2k")
+def test_true_cos(env, algo, verdict):
+    verdict.check(units(0.1), mean)
+
+
+@pytest.mark.claim("value.fits_gae_target")
+def test_value(env, algo, verdict):
+    verdict.check(units(0.1), mean)
+"""
+
+LINE = r"\[main \d\d:\d\d:\d\d\] run: "
+
+
+def _planned(scale: Any, claim_ids: list[str]) -> str:
+    total = sum(t.pairs for t in plan.build(scale, claim_ids).todo())
+    return eta.render(eta.Progress(0, 1, 0, total, 0.0)).split(" of ")[1].split(" pairs")[0]
+
+
+@pytest.mark.parametrize("xdist", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_a_claims_run_prints_its_eta(pytester: pytest.Pytester, xdist: bool) -> None:
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_toy=TESTS)
+    args = ["-p", "xdist", "-n", "2"] if xdist else []
+    result = pytester.runpytest(*args, "--scale", "smoke", "--run-id", "eta",
+                                "--eta-every", "0", "-p", "no:cacheprovider")
+    assert result.parseoutcomes()["passed"] == 5, result.stdout.str()
+    total = _planned(get_scale("smoke"), ["grad.true_cos_low_at_2k", "value.fits_gae_target"])
+    # 4 agents x (training 61440 + 2 late checkpoints x (gradients 115200 + value 20480))
+    assert total == "~1.3e6"
+    ours = [line for line in result.stderr.lines if re.match(LINE, line)]
+    log = (pytester.path / "reports" / "eta" / "progress.log").read_text().splitlines()
+    assert [line for line in log if re.match(LINE, line)] == ours
+    assert re.fullmatch(LINE + rf"0/5 tests, ~0 of {total} pairs done, elapsed \d+ s, "
+                        "ETA unknown", ours[0]), ours
+    # one line per finished test; each claims test pays for its own agents' measurements
+    body = [re.sub(LINE, "", line) for line in ours[1:-1]]
+    assert [b.split(",")[0] for b in body] == [f"{k}/5 tests" for k in range(1, 6)]
+    done = [float(re.search(r"~([\d.e]+) of", b).group(1)) if "~0 of" not in b else 0.0
+            for b in body]
+    assert done == sorted(done) and done[-1] == float(total[1:]) and 0 < done[1] < done[-1]
+    assert all(re.search(r"ETA (unknown|\d+ s)$", b) for b in body), body
+    assert not body[1].endswith("ETA unknown")  # the first claims test gave a rate
+    assert re.fullmatch(LINE + rf"end, 5/5 tests, {total} of {total} pairs done, "
+                        r"total elapsed \d+ s", ours[-1]), ours
+    assert not list((pytester.path / "reports" / "eta").glob(".eta-*"))  # ledgers taken
