@@ -194,6 +194,14 @@ def test_xdist_workers_share_the_controllers_cluster(on_ray: Any) -> None:
         backend.restore_backend(previous)
 
 
+def test_the_backend_record_names_the_backend_and_the_cluster(on_ray: Any) -> None:
+    record = suite_backend.backend_record()
+    assert record["name"] == "ray" and record["address"] == backend.ray_address()
+    assert record["cluster_cpus"] == on_ray.cluster_resources()["CPU"] > 0
+    with backend.using("local"):
+        assert suite_backend.backend_record() == {"name": "local"}
+
+
 def test_using_restores_the_previous_setting() -> None:
     previous = backend.set_backend("local")
     address = backend.ray_address()

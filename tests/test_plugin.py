@@ -365,6 +365,7 @@ def test_outcomes_rows_and_results_json(toy: pytest.Pytester) -> None:
     doc = _results(toy, "toy")
     assert doc["run_id"] == "toy" and doc["scale"]["name"] == "smoke"
     assert doc["provenance"]["env_substitution"]["Hopper-v2"] == "Hopper-v5"
+    assert doc["provenance"]["backend"] == {"name": "local"}
     rows = _by_test(doc)
     assert len(doc["results"]) == 14  # every claims test, not test_not_a_claim
     low = rows["test_low[Hopper-v5-ppo]"]

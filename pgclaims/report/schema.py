@@ -118,6 +118,7 @@ PROVENANCE: Spec = {
     "wall_time_s": (_nullable(NUM), False),
     "bootstrap": (DICT, False),
     "agents": (DICT, False),
+    "backend": (DICT, False),
     "protocols": ((lambda v: isinstance(v, dict) and all(isinstance(x, dict) for x in v.values()),
                    "an object of protocol objects"), False),
 }

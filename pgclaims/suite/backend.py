@@ -55,6 +55,21 @@ class _Controller:
             node.workerinput["pgclaims_ray_auth_mode"] = os.environ.get(AUTH_MODE)
 
 
+def backend_record() -> dict[str, Any]:
+    """The backend of this run for results.json's provenance: its name and, under ray, the
+    cluster address given (None: a local Ray started for the run) and the cluster's CPUs when
+    this process is connected."""
+    name = backend.backend()
+    record: dict[str, Any] = {"name": name}
+    if name == "ray":
+        record["address"] = backend.ray_address()
+        import ray
+
+        if ray.is_initialized():
+            record["cluster_cpus"] = float(ray.cluster_resources().get("CPU", 0.0))
+    return record
+
+
 def configure(config: pytest.Config) -> None:
     """Set this process's backend from the options (an xdist worker: from its controller)."""
     workerinput = getattr(config, "workerinput", None)

@@ -21,6 +21,7 @@ from pgclaims.suite import claims as claims_mod
 from pgclaims.suite import eta
 from pgclaims.suite import progress as progress_mod
 from pgclaims.suite.agents import AgentStore, cache_root, describe_source
+from pgclaims.suite.backend import backend_record
 from pgclaims.suite.claims import PARAMETERS, Claim
 from pgclaims.suite.results import (
     base_row,
@@ -260,6 +261,7 @@ class RunSession:
             "xdist_workers": plain(getattr(self.config.option, "numprocesses", None)),
             "pytest_args": [str(a) for a in self.config.invocation_params.args],
             "exit_status": int(exitstatus),
+            "backend": backend_record(),
             **s.scale.provenance_extra(),
         }
         doc = document(s.run_id, s.created, s.scale, rows,
