@@ -3,7 +3,8 @@
 Every comparison of environment quantities is exact (``np.array_equal``): the batched path
 makes the same MuJoCo calls and the same float64 arithmetic as gymnasium. The one inexact
 quantity is the policy mean of the batched forward pass, compared to 1e-12 (a matrix-matrix
-product does not round like ``NumpyPolicy.mean``'s matrix-vector product).
+product does not round like ``NumpyPolicy.mean``'s matrix-vector product); its preallocated,
+in-place evaluation is compared bit for bit with the plain block-by-block product.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ import torch
 from scipy.stats import ks_2samp
 
 from pgclaims.agents.agent import Agent, TrainConfig, make_agent
+from pgclaims.agents.networks import NumpyPolicy
 from pgclaims.agents.rollout import Batch, collect
 from pgclaims.measure import parallel
 from pgclaims.measure.batched import (
     BLOCK,
     MUJOCO_ENVS,
     BatchedSampler,
+    BlockedMean,
     batched_mean,
     make_task_env,
     rowwise_mean,
@@ -151,6 +154,63 @@ def test_batched_forward_is_row_independent_and_close(agent: Agent) -> None:
         assert np.array_equal(batched_mean(policy, x[i:i + 1])[0], full[i])
     # matmul vs matrix-vector rounding only
     np.testing.assert_allclose(full, rowwise_mean(policy, x), rtol=0, atol=1e-12)
+
+
+def plain_blocked_mean(policy: NumpyPolicy, x: np.ndarray) -> np.ndarray:
+    """``batched_mean`` as first written: padded blocks of BLOCK rows, ``h @ w.T + b``, tanh."""
+    pad = (-len(x)) % BLOCK
+    h_all = np.concatenate([x, np.zeros((pad, x.shape[1]))]) if pad else x
+    out = []
+    for s in range(0, len(h_all), BLOCK):
+        h = h_all[s:s + BLOCK]
+        for i, (w, b) in enumerate(policy.weights):
+            h = h @ w.T + b
+            h = np.tanh(h) if i < len(policy.weights) - 1 else h
+        out.append(h)
+    return np.concatenate(out)[:len(x)] if out else np.empty((0, len(policy.std)))
+
+
+def test_blocked_mean_is_the_plain_blocked_product(agent: Agent) -> None:
+    """Preallocated buffers, in-place bias and tanh, tanh on the used rows only: the same
+    numbers, bit for bit, for any number of rows and for an evaluator used again."""
+    policy = agent.policy.numpy_sampler()
+    rng = np.random.default_rng(4)
+    width = policy.weights[0][0].shape[1]
+    for rows in (0, 1, 5, BLOCK, BLOCK + 1, 3 * BLOCK - 2):
+        x = 3 * rng.standard_normal((rows, width))
+        assert np.array_equal(batched_mean(policy, x), plain_blocked_mean(policy, x))
+    mean = BlockedMean(policy, 7)
+    for _ in range(3):
+        x = 3 * rng.standard_normal((7, width))
+        mean.x[:] = x
+        assert np.array_equal(mean(), plain_blocked_mean(policy, x))
+
+
+@pytest.mark.parametrize(("env_id", "kind"), SIMS)
+def test_health_matches_v5_at_the_bounds(env_id: str, kind: str) -> None:
+    """v5's ``is_healthy`` against the sims' on states with any two coordinates at, just inside
+    or just outside one of v5's health bounds, NaN and inf included (set without
+    ``mj_forward``, which rejects them)."""
+    task = Task(env_id)
+    env = make_task_env(env_id)
+    env.reset(seed=0)
+    u = env.unwrapped
+    rng = np.random.default_rng(5)
+    k = 200
+    sims = make(kind, task, k)
+    ranges = [task.z_range, task.angle_range, task.state_range]
+    edges = np.array([b for r in ranges if r is not None for b in r if np.isfinite(b)])
+    picks = np.concatenate([edges, np.nextafter(edges, np.inf), np.nextafter(edges, -np.inf),
+                            [np.nan, np.inf, -np.inf, 0.0]])
+    states = np.tile(np.r_[task.init_qpos, task.init_qvel], (k, 1))
+    for row in states[1:]:
+        row[rng.choice(len(row), size=2)] = rng.choice(picks, size=2)
+    sims.qstate[:] = states
+    _, _, term = sims._finish(np.zeros(k), np.zeros((k, task.nu)), None, None)
+    for row, t in zip(states, term, strict=True):
+        u.data.qpos[:], u.data.qvel[:] = row[:task.nq], row[task.nq:]  # type: ignore[attr-defined]
+        assert t == (not u.is_healthy), row  # type: ignore[attr-defined]
+    assert 0 < term.sum() < k
 
 
 @pytest.mark.parametrize("nsim,nthread", [(1, 1), (3, 2), (16, 1)])

@@ -23,11 +23,18 @@ not round like ``NumpyPolicy.mean``'s matrix-vector product (~1e-15). To keep a 
 independent of the other rows it is computed in fixed blocks of :data:`BLOCK` rows (BLAS results may
 depend on the matrix shape). ``forward="rowwise"`` evaluates ``NumpyPolicy.mean`` per row instead,
 and the sampler then reproduces ``collect`` bit for bit.
+
+Speed. The loop's Python and numpy calls are paid once per lockstep step, so a step does few of
+them: the buffers are preallocated and time-major (a step writes one contiguous row of each),
+elementwise work runs on every row (a finished chunk's row is stale and ignored; only live
+simulations are stepped), the normalized observations are written straight into the forward
+pass's input, rewards are scaled once at the end, and episode bookkeeping runs in Python only at
+steps where some chunk terminates, is cut or ends.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -37,7 +44,7 @@ import numpy as np
 from pgclaims.agents.envs import make_env
 from pgclaims.agents.networks import NumpyPolicy
 from pgclaims.agents.rollout import Batch
-from pgclaims.measure.sims import MUJOCO_ENVS, Task, make_sims, supports
+from pgclaims.measure.sims import MUJOCO_ENVS, Task, make_sims, supports, task_for
 
 BLOCK = 16
 """Rows per policy matmul: every forward pass has this shape, so a row never depends on how
@@ -49,21 +56,55 @@ Job = tuple[int, np.random.Generator]
 """(pairs, the chunk's own Generator)."""
 
 
+class BlockedMean:
+    """``policy.mean`` of the rows of :attr:`x`, in fixed-shape blocks of :data:`BLOCK` rows,
+    in buffers made once: each layer is ``np.matmul(h, w.T, out=)`` (the BLAS call of
+    ``h @ w.T``), ``+= b`` and, on the rows in use only, ``tanh`` (elementwise; a matmul's row
+    depends on its own input row only, so pad rows never reach a used one)."""
+
+    def __init__(self, policy: NumpyPolicy, rows: int) -> None:
+        size = max(1, -(-rows // BLOCK)) * BLOCK
+        x = np.zeros((size, policy.weights[0][0].shape[1]))
+        self.x = x[:rows]
+        """The input rows: write the observations here."""
+        outs = [np.zeros((size, w.shape[0])) for w, _ in policy.weights]
+        self.out = outs[-1][:rows]
+        self._plan: list[tuple[np.ndarray, ...]] = []
+        """(input block, w.T, b, output block, its rows in use or None at the last layer)."""
+        for s in range(0, rows, BLOCK):
+            h = x[s:s + BLOCK]
+            for i, ((w, b), out) in enumerate(zip(policy.weights, outs, strict=True)):
+                o = out[s:s + BLOCK]
+                self._plan.append((h, w.T, b, o, o[:rows - s] if i < len(outs) - 1 else None))
+                h = o
+
+    def __call__(self) -> np.ndarray:
+        """The means of :attr:`x`, a view valid until the next call."""
+        for h, wt, b, o, used in self._plan:
+            np.matmul(h, wt, out=o)
+            o += b
+            if used is not None:
+                np.tanh(used, out=used)
+        return self.out
+
+
+class RowwiseMean:
+    """:class:`BlockedMean`'s interface on ``NumpyPolicy.mean`` row by row (``collect``'s
+    arithmetic)."""
+
+    def __init__(self, policy: NumpyPolicy, rows: int) -> None:
+        self.policy = policy
+        self.x = np.zeros((rows, policy.weights[0][0].shape[1]))
+
+    def __call__(self) -> np.ndarray:
+        return rowwise_mean(self.policy, self.x)
+
+
 def batched_mean(policy: NumpyPolicy, x: np.ndarray) -> np.ndarray:
     """``policy.mean`` of every row of ``x``, in fixed-shape blocks of :data:`BLOCK` rows."""
-    rows = len(x)
-    pad = (-rows) % BLOCK
-    h_all = np.concatenate([x, np.zeros((pad, x.shape[1]))]) if pad else x
-    out = np.empty((rows + pad, policy.weights[-1][0].shape[0]))
-    last = len(policy.weights) - 1
-    for s in range(0, rows + pad, BLOCK):
-        h = h_all[s:s + BLOCK]
-        for i, (w, b) in enumerate(policy.weights):
-            h = h @ w.T + b
-            if i < last:
-                h = np.tanh(h)
-        out[s:s + BLOCK] = h
-    return out[:rows]
+    mean = BlockedMean(policy, len(x))
+    mean.x[:] = x
+    return mean().copy()
 
 
 def rowwise_mean(policy: NumpyPolicy, x: np.ndarray) -> np.ndarray:
@@ -71,16 +112,18 @@ def rowwise_mean(policy: NumpyPolicy, x: np.ndarray) -> np.ndarray:
     return np.stack([policy.mean(row) for row in x]) if len(x) else np.empty((0, len(policy.std)))
 
 
-FORWARDS: dict[str, Callable[[NumpyPolicy, np.ndarray], np.ndarray]] = {
-    "batched": batched_mean, "rowwise": rowwise_mean}
+FORWARDS: dict[str, type[BlockedMean] | type[RowwiseMean]] = {
+    "batched": BlockedMean, "rowwise": RowwiseMean}
+"""The forward passes, by name: each is made for (policy, rows) and reads its input rows ``x``."""
 
 
 class BatchedSampler:
     """``collect`` with frozen normalizers for many chunks at once, stepping MuJoCo directly.
 
-    ``obs_norm`` is a :class:`pgclaims.measure.sampler.FrozenObsNorm` (applied to whole arrays)
-    and ``reward_scaler`` a :class:`pgclaims.measure.sampler.FrozenRewardScaler` (its ``denom``
-    and ``clip`` are applied to whole arrays, with the same arithmetic).
+    ``obs_norm`` is a :class:`pgclaims.measure.sampler.FrozenObsNorm` (its arithmetic is
+    applied to whole arrays, in place) and ``reward_scaler`` a
+    :class:`pgclaims.measure.sampler.FrozenRewardScaler` (its ``denom`` and ``clip`` are applied
+    to whole arrays, with the same arithmetic).
     """
 
     def __init__(self, env_id: str, policy: NumpyPolicy, obs_norm: Any, reward_scaler: Any, *,
@@ -90,7 +133,7 @@ class BatchedSampler:
             raise ValueError(f"nsim and nthread must be >= 1, got {nsim}, {nthread}")
         if forward not in FORWARDS:
             raise ValueError(f"forward must be one of {tuple(FORWARDS)}, got {forward!r}")
-        self.task = Task(env_id, max_episode_steps)
+        self.task = task_for(env_id, max_episode_steps)
         self.policy = policy
         self.obs_norm = obs_norm
         self.reward_scaler = reward_scaler
@@ -108,6 +151,21 @@ class BatchedSampler:
         scaled = r / rs.denom if rs.denom is not None else r
         return np.minimum(np.maximum(scaled, -rs.clip), rs.clip)
 
+    def _normalize(self, raw: np.ndarray, out: np.ndarray) -> None:
+        """``out[:] = obs_norm(raw)``: FrozenObsNorm's ``(raw - mean) / denom`` clipped, in
+        place (any other normalizer is called)."""
+        n = self.obs_norm
+        if not hasattr(n, "denom"):
+            out[:] = n(raw, False)
+            return
+        if n.identity:
+            np.maximum(raw, -n.clip, out=out)
+        else:
+            np.subtract(raw, n.mean, out=out)
+            np.divide(out, n.denom, out=out)
+            np.maximum(out, -n.clip, out=out)
+        np.minimum(out, n.clip, out=out)
+
     def sample(self, jobs: Sequence[Job], policy: NumpyPolicy | None = None) -> list[Batch]:
         """One Batch per job, each exactly what that job would give alone: groups of
         ``nsim`` chunks are stepped in lockstep."""
@@ -124,66 +182,71 @@ class BatchedSampler:
             return []
         if ns.min() < 1:
             raise ValueError("every chunk needs at least one pair")
-        nmax, od, ad = int(ns.max()), t_.obs_dim, t_.nu
+        nmax, od, ad, limit = int(ns.max()), t_.obs_dim, t_.nu, t_.max_steps
         sims = make_sims(t_, k, self.pool, self.nthread)
-        reset_rngs, noise = [], np.zeros((k, nmax, ad))
+        mean = self.forward(policy, k)
+        obs = mean.x  # the normalized observations, where the forward pass reads them
+        # time-major buffers: step t writes row t of each
+        reset_rngs, noise = [], np.zeros((nmax, k, ad))
         for i, (n, rng) in enumerate(jobs):
             env_seed = int(rng.integers(2**31 - 1))  # collect's env.reset(seed=...)
-            noise[i, :n] = rng.standard_normal((n, ad))  # collect's per-step draws, in order
+            noise[:n, i] = rng.standard_normal((n, ad))  # collect's per-step draws, in order
             reset_rngs.append(np.random.default_rng(env_seed))  # gymnasium's np_random
             sims.reset(i, reset_rngs[i])
-        obs_buf = np.empty((k, nmax, od), np.float32)
-        act_buf = np.empty((k, nmax, ad), np.float32)
-        rew = np.empty((k, nmax))
-        raw = np.empty((k, nmax))
-        term = np.zeros((k, nmax), bool)
-        trunc = np.zeros((k, nmax), bool)
+        noise *= policy.std  # collect's std * draw, elementwise
+        obs_buf = np.empty((nmax, k, od), np.float32)
+        act_buf = np.empty((nmax, k, ad), np.float32)
+        raw = np.empty((nmax, k))
+        term = np.zeros((nmax, k), bool)
+        trunc = np.zeros((nmax, k), bool)
         final_obs: list[list[np.ndarray]] = [[] for _ in range(k)]
         cut_states: list[list[np.ndarray]] = [[] for _ in range(k)]
         ep_returns: list[list[float]] = [[] for _ in range(k)]
         ep_lengths: list[list[int]] = [[] for _ in range(k)]
         ep_ret = np.zeros(k)
-        ep_len = np.zeros(k, np.int64)
-        elapsed = np.zeros(k, np.int64)
-        obs = self.obs_norm(sims.obs.copy(), False)
-        std = policy.std
+        start = np.zeros(k, np.int64)  # the step at which each chunk's episode began
+        actions = np.empty((k, ad))
+        live = np.ones(k, bool)
+        ids = None  # the live chunks, None while all are
+        event = min(int(ns.min()), limit) - 1  # no chunk ends and no episode is cut before it
+        self._normalize(sims.obs, obs)
         for t in range(nmax):
-            live = np.flatnonzero(ns > t)
-            o = obs[live]
-            actions = self.forward(policy, o) + std * noise[live, t]
-            obs_buf[live, t] = o
-            act_buf[live, t] = actions
-            raw_obs, r, terminated = sims.env_step(live, actions)
-            qpos, qvel = sims.qpos[live], sims.qvel[live]
-            raw[live, t] = r
-            rew[live, t] = self._scale(r)
-            ep_ret[live] += r
-            ep_len[live] += 1
-            elapsed[live] += 1
-            truncated = elapsed[live] >= t_.max_steps  # gymnasium's TimeLimit
-            next_obs = self.obs_norm(raw_obs, False)
-            last = ns[live] == t + 1
-            for j in np.flatnonzero(terminated | truncated | last).tolist():
-                i = int(live[j])
-                term[i, t] = terminated[j]
-                trunc[i, t] = not terminated[j]
-                if trunc[i, t]:
-                    final_obs[i].append(next_obs[j].copy())
-                    cut_states[i].append(np.concatenate([qpos[j], qvel[j]]))
-                if terminated[j] or truncated[j]:
+            np.add(mean(), noise[t], out=actions)
+            obs_buf[t] = obs
+            act_buf[t] = actions
+            raw_obs, r, terminated = sims.env_step(ids, actions, raw[t], term[t])
+            ep_ret += r
+            self._normalize(raw_obs, obs)
+            if ids is not None:
+                terminated &= live
+            if t < event and not terminated.any():
+                continue
+            last = ns == t + 1
+            cut = t + 1 - start >= limit  # gymnasium's TimeLimit
+            for i in np.flatnonzero(live & (terminated | cut | last)).tolist():
+                if not terminated[i]:
+                    trunc[t, i] = True
+                    final_obs[i].append(obs[i].copy())
+                    cut_states[i].append(sims.qstate[i].copy())  # [qpos, qvel]
+                if terminated[i] or cut[i]:
                     ep_returns[i].append(float(ep_ret[i]))
-                    ep_lengths[i].append(int(ep_len[i]))
-                if not last[j]:
+                    ep_lengths[i].append(t + 1 - int(start[i]))
+                if not last[i]:
                     sims.reset(i, reset_rngs[i])
-                    next_obs[j] = self.obs_norm(sims.obs[i], False)
-                    elapsed[i] = 0
-                ep_ret[i], ep_len[i] = 0.0, 0
-            obs[live] = next_obs
+                    self._normalize(sims.obs[i:i + 1], obs[i:i + 1])
+                    start[i] = t + 1
+                ep_ret[i] = 0.0
+            if last.any():
+                live &= ~last
+                ids = None if live.all() else np.flatnonzero(live)
+            if live.any():
+                event = int(min(ns[live].min() - 1, start[live].min() + limit - 1))
+        rew = self._scale(raw)
         nsd = t_.nq + t_.nv
         return [Batch(
-            obs=obs_buf[i, :n].copy(), actions=act_buf[i, :n].copy(), rewards=rew[i, :n].copy(),
-            raw_rewards=raw[i, :n].copy(), terminated=term[i, :n].copy(),
-            truncated=trunc[i, :n].copy(),
+            obs=obs_buf[:n, i].copy(), actions=act_buf[:n, i].copy(), rewards=rew[:n, i].copy(),
+            raw_rewards=raw[:n, i].copy(), terminated=term[:n, i].copy(),
+            truncated=trunc[:n, i].copy(),
             final_obs=np.asarray(final_obs[i], np.float32).reshape(-1, od),
             episode_returns=np.asarray(ep_returns[i]),
             episode_lengths=np.asarray(ep_lengths[i], np.int64),
@@ -198,5 +261,5 @@ def make_task_env(env_id: str, max_episode_steps: int | None = None) -> gym.Env:
     return gym.make(env_id, disable_env_checker=True, max_episode_steps=max_episode_steps)
 
 
-__all__ = ["BLOCK", "FORWARDS", "MUJOCO_ENVS", "NSIM", "BatchedSampler", "Task", "batched_mean",
-           "make_task_env", "rowwise_mean", "supports"]
+__all__ = ["BLOCK", "FORWARDS", "MUJOCO_ENVS", "NSIM", "BatchedSampler", "BlockedMean",
+           "RowwiseMean", "Task", "batched_mean", "make_task_env", "rowwise_mean", "supports"]

@@ -10,10 +10,16 @@ per simulation and step. It skips ``mj_rnePostConstraint``: that call only fills
 ``cfrc_int`` and ``cfrc_ext``, which neither these tasks' observations and rewards nor the next
 ``mj_step`` read (tests/test_batched_sampler.py compares both against gymnasium bit for bit).
 Humanoid-v5 observes ``cfrc_ext`` and keeps :class:`Sims`. :func:`make_sims` chooses.
+
+Speed. A step's Python cost is paid once per lockstep step, not per simulation: health, reward
+and observation are computed for all ``nsim`` rows at once into preallocated buffers (rows of
+simulations that are not stepped are stale and ignored by the caller), each with the elementwise
+float64 operations of gymnasium's scalar code, so every row is gymnasium's bit for bit.
 """
 
 from __future__ import annotations
 
+import functools
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -26,9 +32,17 @@ from pgclaims.agents.envs import make_env
 MUJOCO_ENVS: tuple[str, ...] = ("Hopper-v5", "Walker2d-v5", "Humanoid-v5")
 """The environment ids the batched path simulates directly; any other id keeps gymnasium."""
 
+
 def supports(env_id: str) -> bool:
     return env_id in MUJOCO_ENVS
 
+
+def clip_velocity(qvel: np.ndarray, out: np.ndarray) -> None:
+    """v5's ``np.clip(qvel, -10, 10)`` into ``out``. For floats ``np.clip`` is ``min(max(x, lo),
+    hi)`` with NaN kept, which ``np.maximum`` then ``np.minimum`` compute exactly; its Python
+    wrapper costs more than the two ufuncs together."""
+    np.maximum(qvel, -10.0, out=out)
+    np.minimum(out, 10.0, out=out)
 
 
 class Task:
@@ -64,67 +78,149 @@ class Task:
         self.nq, self.nv, self.nu = self.model.nq, self.model.nv, self.model.nu
         self.obs_dim: int = env.observation_space.shape[0]  # type: ignore[index]
         self._env = env  # keeps the model's owner alive
+        self._bounds()
 
-    def healthy(self, qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
-        """v5's ``is_healthy`` for every row (strict inequalities, NaN unhealthy)."""
-        if self.humanoid:
-            lo, hi = self.z_range
-            return (lo < qpos[:, 2]) & (qpos[:, 2] < hi)
-        z, angle = qpos[:, 1], qpos[:, 2]
-        ok = (self.z_range[0] < z) & (z < self.z_range[1])
-        ok &= (self.angle_range[0] < angle) & (angle < self.angle_range[1])
+    def _bounds(self) -> None:
+        """v5's ``is_healthy`` as strict bounds on columns ``cols`` of ``[qpos, qvel]``: z
+        (Humanoid: qpos[2], else qpos[1]), the angle qpos[2], Hopper's state ``[qpos, qvel][2:]``.
+        A column with two ranges gets their intersection (``a < x and c < x`` is
+        ``max(a, c) < x``, NaN failing both)."""
+        n = self.nq + self.nv
+        lo, hi = np.full(n, np.nan), np.full(n, np.nan)
+
+        def bound(cols: slice, rng: tuple[float, float]) -> None:
+            lo[cols] = np.fmax(lo[cols], rng[0])  # fmax/fmin: NaN means "not checked yet"
+            hi[cols] = np.fmin(hi[cols], rng[1])
+
+        bound(slice(2, 3) if self.humanoid else slice(1, 2), self.z_range)
+        if self.angle_range is not None:
+            bound(slice(2, 3), self.angle_range)
         if self.state_range is not None:
-            state = np.concatenate([qpos, qvel], axis=1)[:, 2:]
-            ok &= np.all((self.state_range[0] < state) & (state < self.state_range[1]), axis=1)
-        return ok
-
-    def reward(self, before: np.ndarray, after: np.ndarray, actions: np.ndarray,
-               healthy: np.ndarray, contact: np.ndarray) -> np.ndarray:
-        """v5's ``_get_rew`` for every row, with its order of operations."""
-        x_velocity = ((after - before) / self.dt)[:, 0]
-        rewards = self.forward_w * x_velocity + healthy * self.healthy_reward
-        costs = self.ctrl_w * np.sum(np.square(actions), axis=1)
-        if self.humanoid:
-            costs = costs + contact
-        return rewards - costs
+            bound(slice(2, n), self.state_range)
+        checked = np.flatnonzero(~np.isnan(lo))
+        first, end = int(checked[0]), int(checked[-1]) + 1
+        assert len(checked) == end - first, "the checked columns must be contiguous"
+        self.cols = slice(first, end)
+        self.lo, self.hi = lo[self.cols], hi[self.cols]
 
 
-class Sims:
+@functools.lru_cache(maxsize=16)
+def task_for(env_id: str, max_episode_steps: int | None = None) -> Task:
+    """A :class:`Task` shared by every sampler of the process (its constants and model are only
+    read; making one builds a gymnasium environment, ~3 ms, paid once per sampler otherwise)."""
+    return Task(env_id, max_episode_steps)
+
+
+class _Common:
+    """Buffers and the per-step health, reward and observation of every row at once."""
+
+    qstate: np.ndarray
+    """(nsim, nq + nv): every simulation's ``[qpos, qvel]`` (``state_vector``)."""
+
+    def _buffers(self, task: Task, nsim: int) -> None:
+        self.task = task
+        self.obs = np.empty((nsim, task.obs_dim))
+        """v5's raw observation of every simulation."""
+        self.contact = np.zeros(nsim)
+        self._before = np.empty(nsim)
+        self._sq = np.empty((nsim, task.nu))
+        self._cost = np.empty(nsim)
+        self._r = np.empty(nsim)
+        self._lo_ok = np.empty((nsim, task.cols.stop - task.cols.start), bool)
+        self._hi_ok = np.empty_like(self._lo_ok)
+        self._healthy = np.empty(nsim, bool)
+        self._term = np.empty(nsim, bool)
+
+    def _finish(self, x_after: np.ndarray, actions: np.ndarray, r: np.ndarray | None,
+                term: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """v5's ``is_healthy`` and ``_get_rew`` for every row, with the operations of
+        gymnasium's scalar code in its order: ``forward_w * ((x1 - x0) / dt) + healthy *
+        healthy_reward - (ctrl_w * sum(square(a)) [+ contact])``."""
+        t = self.task
+        s = self.qstate[:, t.cols]
+        np.less(t.lo, s, out=self._lo_ok)
+        np.less(s, t.hi, out=self._hi_ok)
+        np.logical_and(self._lo_ok, self._hi_ok, out=self._lo_ok)
+        healthy = np.logical_and.reduce(self._lo_ok, axis=1, out=self._healthy)
+        r = self._r if r is None else r
+        np.subtract(x_after, self._before, out=r)
+        np.divide(r, t.dt, out=r)
+        if t.forward_w != 1.0:  # x * 1.0 is x exactly
+            np.multiply(r, t.forward_w, out=r)
+        cost = self._cost
+        if t.healthy_reward == 1.0:  # healthy * 1.0 is healthy as 1.0 / 0.0
+            np.add(r, healthy, out=r)
+        else:
+            np.multiply(healthy, t.healthy_reward, out=cost)
+            np.add(r, cost, out=r)
+        np.square(actions, out=self._sq)
+        self._sq.sum(axis=1, out=cost)
+        np.multiply(cost, t.ctrl_w, out=cost)
+        if t.humanoid:
+            np.add(cost, self.contact, out=cost)
+        np.subtract(r, cost, out=r)
+        term = np.logical_not(healthy, out=self._term if term is None else term)
+        return self.obs, r, term
+
+
+class Sims(_Common):
     """One MjData per chunk, the fields the task reads gathered into (nsim, ...) arrays."""
 
     def __init__(self, task: Task, nsim: int, pool: ThreadPoolExecutor | None,
                  nthread: int = 1) -> None:
-        self.task = task
+        self._buffers(task, nsim)
         self.nthread = nthread
         self.datas = [mujoco.MjData(task.model) for _ in range(nsim)]
-        self.qpos = np.empty((nsim, task.nq))
-        self.qvel = np.empty((nsim, task.nv))
-        self.obs = np.empty((nsim, task.obs_dim))
+        self.qstate = np.empty((nsim, task.nq + task.nv))
+        self.qpos = self.qstate[:, :task.nq]
+        self.qvel = self.qstate[:, task.nq:]
+        nbody = task.model.nbody
         self.position = np.empty((nsim, 2 if task.humanoid else 1))
         """x (Hopper, Walker2d) or the xy mass centre (Humanoid) that the reward differences."""
-        self.contact = np.zeros(nsim)
         self.pool = pool
         self._mass = task.model.body_mass
         self._mass_sum = task.model.body_mass.sum()
+        self._xipos = np.empty((nsim, nbody, 3))
+        self._cfrc = np.empty((nsim, nbody, 6))
+        self._views = [self._views_of(d) for d in self.datas]
+
+    @staticmethod
+    def _views_of(d: mujoco.MjData) -> tuple[np.ndarray, ...]:
+        """The MjData arrays ``_read`` copies (views into ``d``, made once)."""
+        views = (d.ctrl, d.qpos, d.qvel, d.qpos[2:], d.cinert[1:].reshape(-1),
+                 d.cvel[1:].reshape(-1), d.qfrc_actuator[6:], d.cfrc_ext[1:].reshape(-1),
+                 d.cfrc_ext, d.xipos)
+        assert all(v.base is not None for v in views)
+        return views
 
     def _read(self, i: int) -> None:
-        t, d = self.task, self.datas[i]
-        self.qpos[i] = d.qpos
-        self.qvel[i] = d.qvel
+        t = self.task
+        _, qpos, qvel, qpos2, cinert, cvel, qfrc, cfrc_flat, cfrc, xipos = self._views[i]
+        self.qpos[i] = qpos
+        self.qvel[i] = qvel
         o = self.obs[i]
         if not t.humanoid:
-            o[:t.nq - 1] = d.qpos[1:]
-            o[t.nq - 1:] = np.clip(d.qvel, -10, 10)
-            self.position[i] = d.qpos[0]
+            o[:t.nq - 1] = qpos[1:]
+            clip_velocity(qvel, o[t.nq - 1:])
+            self.position[i] = qpos[0]
             return
-        qpos, cfrc_ext = self.qpos[i], d.cfrc_ext
-        np.concatenate((qpos[2:], self.qvel[i], d.cinert[1:].ravel(), d.cvel[1:].ravel(),
-                        d.qfrc_actuator[6:], cfrc_ext[1:].ravel()), out=o)
-        # gymnasium's mass_center: the same einsum over the same arrays, the constant sum once
-        self.position[i] = np.einsum("b,bj->j", self._mass, d.xipos)[:2] / self._mass_sum
-        cost = t.contact_w * np.square(cfrc_ext).sum()
+        np.concatenate((qpos2, qvel, cinert, cvel, qfrc, cfrc_flat), out=o)
+        self._xipos[i] = xipos
+        self._cfrc[i] = cfrc
+
+    def _derive(self, rows: slice) -> None:
+        """Humanoid's mass centre and contact cost of ``rows`` from the gathered xipos and
+        cfrc_ext: gymnasium's ``einsum("b,bj->j")`` and ``sum(square(cfrc_ext))`` of each
+        (numpy's result for a stack of rows is each row's), then ``clip``."""
+        t = self.task
+        if not t.humanoid:
+            return
+        self.position[rows] = np.einsum("b,kbj->kj", self._mass, self._xipos[rows])[:, :2]
+        self.position[rows] /= self._mass_sum
+        cost = np.square(self._cfrc[rows]).sum(axis=(1, 2))
+        cost *= t.contact_w
         lo, hi = t.contact_range
-        self.contact[i] = min(max(cost, lo), hi)  # np.clip's value, NaN included, 10x faster
+        np.minimum(np.maximum(cost, lo, out=cost), hi, out=self.contact[rows])
 
     def reset(self, i: int, rng: np.random.Generator) -> None:
         """gymnasium's ``reset`` of sim ``i``, its noise drawn from ``rng`` (the chunk's
@@ -136,6 +232,7 @@ class Sims:
         d.qvel[:] = t.init_qvel + rng.uniform(low=-s, high=s, size=t.nv)
         mujoco.mj_forward(t.model, d)
         self._read(i)
+        self._derive(slice(i, i + 1))
 
     def set_state(self, i: int, qpos: np.ndarray, qvel: np.ndarray) -> None:
         """gymnasium's ``MujocoEnv.set_state`` on sim ``i``."""
@@ -144,61 +241,71 @@ class Sims:
         d.qvel[:] = qvel
         mujoco.mj_forward(t.model, d)
         self._read(i)
+        self._derive(slice(i, i + 1))
 
-    def _step_some(self, ids: np.ndarray, actions: np.ndarray) -> None:
+    def _step_some(self, ids: list[int], actions: np.ndarray) -> None:
         m, fs = self.task.model, self.task.frame_skip
-        for i, a in zip(ids.tolist(), actions, strict=True):
+        for i in ids:
+            ctrl = self._views[i][0]
+            ctrl[:] = actions[i]
             d = self.datas[i]
-            d.ctrl[:] = a
             mujoco.mj_step(m, d, nstep=fs)
             mujoco.mj_rnePostConstraint(m, d)
             self._read(i)
 
-    def step(self, ids: np.ndarray, actions: np.ndarray) -> None:
-        """Step sims ``ids`` with ``actions`` (one row each), as v5's ``do_simulation``."""
-        if self.pool is None or len(ids) < 2:
-            self._step_some(ids, actions)
+    def step(self, ids: np.ndarray | None, actions: np.ndarray) -> None:
+        """Step sims ``ids`` (None: all) with their rows of ``actions`` (one row per sim), as
+        v5's ``do_simulation``."""
+        some = list(range(len(self.datas))) if ids is None else ids.tolist()
+        if self.pool is None or len(some) < 2:
+            self._step_some(some, actions)
             return
-        parts = np.array_split(np.arange(len(ids)), self.nthread)
-        futures = [self.pool.submit(self._step_some, ids[p], actions[p]) for p in parts
+        parts = np.array_split(np.asarray(some), self.nthread)
+        futures = [self.pool.submit(self._step_some, p.tolist(), actions) for p in parts
                    if len(p)]
         for f in futures:
             f.result()
 
-    def env_step(self, ids: np.ndarray, actions: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """v5's ``step`` (without the TimeLimit) for sims ``ids``: raw observations, rewards,
-        terminated."""
-        before = self.position[ids].copy()
+    def env_step(self, ids: np.ndarray | None, actions: np.ndarray, r: np.ndarray | None = None,
+                 term: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """v5's ``step`` (without the TimeLimit) for sims ``ids`` (sorted; None: all), with
+        ``actions`` one row per sim: raw observations, rewards and terminated of every sim (the
+        rows of the others are stale), the latter two written to ``r`` and ``term`` if given."""
+        np.copyto(self._before, self.position[:, 0])
         self.step(ids, actions)
-        healthy = self.task.healthy(self.qpos[ids], self.qvel[ids])
-        r = self.task.reward(before, self.position[ids], actions, healthy, self.contact[ids])
-        return self.obs[ids], r, ~healthy
+        self._derive(slice(None))
+        return self._finish(self.position[:, 0], actions, r, term)
 
 
-class BatchSims:
+class BatchSims(_Common):
     """:class:`Sims`'s interface on one persistent ``mujoco.batch.Batch`` (not Humanoid)."""
 
     def __init__(self, task: Task, nsim: int, nthread: int = 1) -> None:
         if task.humanoid:
             raise ValueError("Humanoid-v5 observes cfrc_ext (mj_rnePostConstraint): use Sims")
-        self.task = task
+        self._buffers(task, nsim)
+        self._obs_lo = np.r_[np.full(task.nq - 1, -np.inf), np.full(task.nv, -10.0)]
+        self._obs_hi = -self._obs_lo
         self.batch = mujoco.batch.Batch(task.model, nsim, nthread=nthread, persistent=True)
         self.qpos = self.batch.bind("qpos")
         """Live (nsim, nq) view of every simulation's qpos."""
         self.qvel = self.batch.bind("qvel")
         self._ctrl = self.batch.bind("ctrl")
-        self.contact = np.zeros(nsim)
+        state = self.batch.state
+        start = (self.qpos.ctypes.data - state.ctypes.data) // state.itemsize
+        self.qstate = state[:, start:start + task.nq + task.nv]
+        """Live (nsim, nq + nv) view: qvel follows qpos in a state row."""
+        assert self.qstate[:, task.nq:].ctypes.data == self.qvel.ctypes.data
         self.batch.reset(stage=int(mujoco.mjtStage.mjSTAGE_NONE))
 
-    @property
-    def obs(self) -> np.ndarray:
-        """v5's observations of every simulation: qpos without x, qvel clipped to +-10."""
-        return np.concatenate([self.qpos[:, 1:], np.clip(self.qvel, -10, 10)], axis=1)
-
-    @property
-    def position(self) -> np.ndarray:
-        return self.qpos[:, :1].copy()
+    def _observe(self, rows: slice) -> None:
+        """v5's observations of ``rows``, qpos without x and qvel clipped to +-10, as
+        ``[qpos, qvel][1:]`` (one slice of a state row) clipped column-wise to +-inf for qpos
+        (``max(x, -inf)`` and ``min(x, inf)`` are ``x``, NaN included) and +-10 for qvel
+        (:func:`clip_velocity`)."""
+        o = self.obs[rows]
+        np.maximum(self.qstate[rows, 1:], self._obs_lo, out=o)
+        np.minimum(o, self._obs_hi, out=o)
 
     def reset(self, i: int, rng: np.random.Generator) -> None:
         """:meth:`Sims.reset`: ``mj_resetData``, the noisy state, ``mj_forward``."""
@@ -208,24 +315,23 @@ class BatchSims:
         self.qpos[i] = t.init_qpos + rng.uniform(low=-s, high=s, size=t.nq)
         self.qvel[i] = t.init_qvel + rng.uniform(low=-s, high=s, size=t.nv)
         self.batch.forward([i])
+        self._observe(slice(i, i + 1))
 
     def set_state(self, i: int, qpos: np.ndarray, qvel: np.ndarray) -> None:
         self.qpos[i] = qpos
         self.qvel[i] = qvel
         self.batch.forward([i])
+        self._observe(slice(i, i + 1))
 
-    def env_step(self, ids: np.ndarray, actions: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """:meth:`Sims.env_step` for sims ``ids``, stepped in one batch call."""
-        t = self.task
-        before = self.qpos[ids, :1]
-        self._ctrl[ids] = actions
-        self.batch.step(ids, nstep=t.frame_skip)
-        qpos, qvel = self.qpos[ids], self.qvel[ids]
-        healthy = t.healthy(qpos, qvel)
-        r = t.reward(before, qpos[:, :1], actions, healthy, self.contact[ids])
-        obs = np.concatenate([qpos[:, 1:], np.clip(qvel, -10, 10)], axis=1)
-        return obs, r, ~healthy
+    def env_step(self, ids: np.ndarray | None, actions: np.ndarray, r: np.ndarray | None = None,
+                 term: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`Sims.env_step`, the sims ``ids`` stepped in one batch call."""
+        x = self.qpos[:, 0]
+        np.copyto(self._before, x)
+        self._ctrl[:] = actions
+        self.batch.step(ids, nstep=self.task.frame_skip)
+        self._observe(slice(None))
+        return self._finish(x, actions, r, term)
 
 
 def make_sims(task: Task, nsim: int, pool: ThreadPoolExecutor | None,
@@ -236,4 +342,5 @@ def make_sims(task: Task, nsim: int, pool: ThreadPoolExecutor | None,
     return BatchSims(task, nsim, nthread)
 
 
-__all__ = ["MUJOCO_ENVS", "BatchSims", "Sims", "Task", "make_sims", "supports"]
+__all__ = ["MUJOCO_ENVS", "BatchSims", "Sims", "Task", "clip_velocity", "make_sims", "supports",
+           "task_for"]
