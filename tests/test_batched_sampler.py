@@ -10,6 +10,7 @@ in-place evaluation is compared bit for bit with the plain block-by-block produc
 from __future__ import annotations
 
 import dataclasses
+import importlib
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ import torch
 from scipy.stats import ks_2samp
 
 from pgclaims.agents.agent import Agent, TrainConfig, make_agent
-from pgclaims.agents.networks import NumpyPolicy
+from pgclaims.agents.networks import NumpyPolicy, flat_params
 from pgclaims.agents.rollout import Batch, collect
 from pgclaims.measure import parallel
 from pgclaims.measure.batched import (
@@ -29,7 +30,7 @@ from pgclaims.measure.batched import (
     make_task_env,
     rowwise_mean,
 )
-from pgclaims.measure.sampler import FrozenSampler, rng_for
+from pgclaims.measure.sampler import FrozenSampler, perturbed, rng_for
 from pgclaims.measure.sims import BatchSims, Sims, Task
 from tests.envs_for_tests import BANDIT
 
@@ -223,6 +224,63 @@ def test_chunk_is_independent_of_its_company(nsim: int, nthread: int) -> None:
     for (n, c), b in zip(jobs, together, strict=True):
         assert_same_batch(alone.sample([(n, rng_for(SEED, 9, c))])[0], b)
     many.close()
+
+
+def _perturbed_policies(agent: Agent, k: int) -> list[NumpyPolicy]:
+    theta = flat_params(agent.policy).detach()
+    gen = torch.Generator().manual_seed(SEED)
+    return [perturbed(agent.policy, theta + 0.05 * c * torch.randn(theta.shape, generator=gen,
+                                                                   dtype=theta.dtype))
+            for c in range(k)]
+
+
+@pytest.mark.parametrize("env_id", ["Hopper-v5", "Humanoid-v5"])
+def test_one_policy_per_job_is_each_job_alone(env_id: str) -> None:
+    agent = make_agent(TrainConfig.create(env_id, "ppo", 0))
+    _, alone = frozen(agent, nsim=1)
+    _, many = frozen(agent, nsim=4)
+    policies = _perturbed_policies(agent, 3)
+    picks = [policies[c % 3] for c in range(6)]  # each policy on 2 rows of a group
+    jobs = [(120 + 29 * c, c) for c in range(6)]
+    together = many.sample([(n, rng_for(SEED, 8, c)) for n, c in jobs], policies=picks)
+    for (n, c), b, p in zip(jobs, together, picks, strict=True):
+        assert_same_batch(alone.sample([(n, rng_for(SEED, 8, c))], p)[0], b)
+    assert not np.array_equal(together[0].actions[:50], together[1].actions[:50])
+    with pytest.raises(ValueError, match="one policy per job"):
+        many.sample([(10, rng_for(SEED, 8, 0))], policies=policies)
+
+
+class OneAtATime(FrozenSampler):
+    """The sampler before lockstep evaluation of landscapes and steps: a batch at a time."""
+
+    def batches(self, jobs, policy=None, policies=None):  # type: ignore[no-untyped-def]
+        each = policies if policies is not None else [policy] * len(jobs)
+        return [FrozenSampler.batches(self, [(n, rng)], p)[0]
+                for (n, rng), p in zip(jobs, each, strict=True)]
+
+
+def test_steps_value_and_landscape_are_those_of_one_batch_at_a_time(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    landscape_mod = importlib.import_module("pgclaims.measure.landscape")
+    value_mod = importlib.import_module("pgclaims.measure.value")
+
+    agent = make_agent(TrainConfig.create("Hopper-v5", "trpo", 0))
+    args = [(landscape_mod.step_study, (agent, 3, 600, 1024, SEED)),
+            (landscape_mod.landscape, (agent, (0.0, 1.0), (300,), 500, SEED)),
+            (value_mod.value_error, (agent, 3, 700, SEED))]
+    lockstep = [f(*a) for f, a in args]
+    monkeypatch.setattr(landscape_mod, "FrozenSampler", OneAtATime)
+    monkeypatch.setattr(value_mod, "FrozenSampler", OneAtATime)
+    for (f, a), new in zip(args, lockstep, strict=True):
+        old = f(*a)
+        for field in dataclasses.fields(old):
+            x, y = getattr(old, field.name), getattr(new, field.name)
+            if isinstance(x, dict) and field.name != "meta":
+                assert x.keys() == y.keys() and all(np.array_equal(x[k], y[k]) for k in x)
+            elif isinstance(x, np.ndarray):
+                assert np.array_equal(x, y, equal_nan=True), (f.__name__, field.name)
+            else:
+                assert x == y, (f.__name__, field.name)
 
 
 def _summary(batch: Batch, _: object) -> tuple[float, float, int]:

@@ -205,7 +205,14 @@ def test_cost_arithmetic_on_fixed_rates() -> None:
     reduce = (10 * (256 + 1024 + 8192) * 3 + 0) / CHUNK * 0.1
     assert costs.task_seconds(g, p, RATES) == pytest.approx((g.pairs / 8192 + reduce + fit, fit))
     s = next(t for t in p.tasks.values() if t.kind == "steps" and t.algo == "ppo")
-    assert costs.task_seconds(s, p, RATES)[0] == pytest.approx(s.pairs / 4096 + (10 + 4) * 1.5)
+    high = scale.high_sample_step_n  # one stream; the repeats and evaluations in lockstep
+    assert costs.task_seconds(s, p, RATES)[0] == pytest.approx(
+        (s.pairs - high) / 8192 + high / 4096 + (10 + 4) * 1.5)
+    land = next(t for t in p.tasks.values() if t.kind == "landscape" and t.algo == "trpo")
+    assert costs.task_seconds(land, p, RATES)[0] == pytest.approx(
+        (land.pairs - CHUNK) / 8192 + CHUNK / 4096 + 0.5)
+    v = next(t for t in p.tasks.values() if t.kind == "value")
+    assert costs.task_seconds(v, p, RATES) == (v.pairs / 8192, v.pairs / 8192)
     train = next(t for t in p.tasks.values() if t.kind == "training" and t.algo == "trpo")
     assert costs.task_seconds(train, p, RATES) == (30.0, 30.0)
     assert est.core_s == pytest.approx(sum(costs.task_seconds(t, p, RATES)[0] for t in p.todo()))

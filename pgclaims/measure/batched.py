@@ -112,6 +112,27 @@ def rowwise_mean(policy: NumpyPolicy, x: np.ndarray) -> np.ndarray:
     return np.stack([policy.mean(row) for row in x]) if len(x) else np.empty((0, len(policy.std)))
 
 
+class MixedMean:
+    """The forward pass of a group whose rows follow different policies: one ``forward``
+    evaluator per distinct policy over its own rows (gathered from :attr:`x`, scattered back),
+    so a row's mean is the one its policy gives it alone (a row never depends on the others)."""
+
+    def __init__(self, forward: Any, policies: Sequence[NumpyPolicy]) -> None:
+        first = policies[0]
+        self.x = np.zeros((len(policies), first.weights[0][0].shape[1]))
+        self.out = np.zeros((len(policies), len(first.std)))
+        rows: dict[int, list[int]] = {}
+        for i, p in enumerate(policies):
+            rows.setdefault(id(p), []).append(i)
+        self._parts = [(np.asarray(r), forward(policies[r[0]], len(r))) for r in rows.values()]
+
+    def __call__(self) -> np.ndarray:
+        for rows, mean in self._parts:
+            mean.x[:] = self.x[rows]
+            self.out[rows] = mean()
+        return self.out
+
+
 FORWARDS: dict[str, type[BlockedMean] | type[RowwiseMean]] = {
     "batched": BlockedMean, "rowwise": RowwiseMean}
 """The forward passes, by name: each is made for (policy, rows) and reads its input rows ``x``."""
@@ -166,15 +187,22 @@ class BatchedSampler:
             np.maximum(out, -n.clip, out=out)
         np.minimum(out, n.clip, out=out)
 
-    def sample(self, jobs: Sequence[Job], policy: NumpyPolicy | None = None) -> list[Batch]:
+    def sample(self, jobs: Sequence[Job], policy: NumpyPolicy | None = None,
+               policies: Sequence[NumpyPolicy] | None = None) -> list[Batch]:
         """One Batch per job, each exactly what that job would give alone: groups of
-        ``nsim`` chunks are stepped in lockstep."""
+        ``nsim`` chunks are stepped in lockstep. ``policies``: one policy per job (e.g. the
+        points of a landscape), instead of ``policy`` for all."""
+        if policies is None:
+            policies = [policy or self.policy] * len(jobs)
+        elif policy is not None or len(policies) != len(jobs):
+            raise ValueError(f"give either policy or one policy per job ({len(jobs)} jobs, "
+                             f"{len(policies)} policies)")
         out: list[Batch] = []
         for s in range(0, len(jobs), self.nsim):
-            out += self._group(jobs[s:s + self.nsim], policy or self.policy)
+            out += self._group(jobs[s:s + self.nsim], policies[s:s + self.nsim])
         return out
 
-    def _group(self, jobs: Sequence[Job], policy: NumpyPolicy) -> list[Batch]:
+    def _group(self, jobs: Sequence[Job], policies: Sequence[NumpyPolicy]) -> list[Batch]:
         t_ = self.task
         k = len(jobs)
         ns = np.array([n for n, _ in jobs], np.int64)
@@ -184,7 +212,8 @@ class BatchedSampler:
             raise ValueError("every chunk needs at least one pair")
         nmax, od, ad, limit = int(ns.max()), t_.obs_dim, t_.nu, t_.max_steps
         sims = make_sims(t_, k, self.pool, self.nthread)
-        mean = self.forward(policy, k)
+        same = all(p is policies[0] for p in policies)
+        mean = self.forward(policies[0], k) if same else MixedMean(self.forward, policies)
         obs = mean.x  # the normalized observations, where the forward pass reads them
         # time-major buffers: step t writes row t of each
         reset_rngs, noise = [], np.zeros((nmax, k, ad))
@@ -193,7 +222,11 @@ class BatchedSampler:
             noise[:n, i] = rng.standard_normal((n, ad))  # collect's per-step draws, in order
             reset_rngs.append(np.random.default_rng(env_seed))  # gymnasium's np_random
             sims.reset(i, reset_rngs[i])
-        noise *= policy.std  # collect's std * draw, elementwise
+        if same:
+            noise *= policies[0].std  # collect's std * draw, elementwise
+        else:
+            for i, p in enumerate(policies):
+                noise[:, i] *= p.std
         obs_buf = np.empty((nmax, k, od), np.float32)
         act_buf = np.empty((nmax, k, ad), np.float32)
         raw = np.empty((nmax, k))
@@ -262,4 +295,5 @@ def make_task_env(env_id: str, max_episode_steps: int | None = None) -> gym.Env:
 
 
 __all__ = ["BLOCK", "FORWARDS", "MUJOCO_ENVS", "NSIM", "BatchedSampler", "BlockedMean",
-           "RowwiseMean", "Task", "batched_mean", "make_task_env", "rowwise_mean", "supports"]
+           "MixedMean", "RowwiseMean", "Task", "batched_mean", "make_task_env", "rowwise_mean",
+           "supports"]

@@ -90,27 +90,31 @@ class StepStudy:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def _reward(sampler: FrozenSampler, agent: Agent, theta: torch.Tensor, n: int,
-            rng_path: tuple[int, ...], seed: int) -> float:
-    return mean_episode_return(sampler.batch(n, rng_for(seed, *rng_path),
-                                             perturbed(agent.policy, theta)))
+def _rewards(sampler: FrozenSampler, agent: Agent, thetas: list[torch.Tensor], n: int,
+             rng_paths: list[tuple[int, ...]], seed: int) -> list[float]:
+    """The true reward (mean episode return from ``n`` pairs) at each of ``thetas``, the
+    i-th from the stream ``rng_paths[i]``; drawn in lockstep, each as if alone."""
+    batches = sampler.batches([(n, rng_for(seed, *path)) for path in rng_paths],
+                              policies=[perturbed(agent.policy, th) for th in thetas])
+    return [mean_episode_return(b) for b in batches]
 
 
 def step_study(agent: Agent, repeats: int, eval_n: int, high_n: int, seed: int) -> StepStudy:
     torch.set_num_threads(1)
     sampler = FrozenSampler(agent)
-    steps = [algorithm_step(agent, sampler.batch(CHUNK, rng_for(seed, 40, r)), rng_for(seed, 41, r))
-             for r in range(repeats)]
+    batches = sampler.batches([(CHUNK, rng_for(seed, 40, r)) for r in range(repeats)])
+    steps = [algorithm_step(agent, b, rng_for(seed, 41, r)) for r, b in enumerate(batches)]
     theta0 = steps[0].theta0
-    base = _reward(sampler, agent, theta0, eval_n, (42,), seed)
-    gains, changes = [], []
-    for s in steps:
-        gains.append(s.objective(agent, theta0 + s.delta) - s.objective(agent, theta0))
-        changes.append(_reward(sampler, agent, theta0 + s.delta, eval_n, (42,), seed) - base)
-    high_change = np.array([np.nan])
+    gains = [s.objective(agent, theta0 + s.delta) - s.objective(agent, theta0) for s in steps]
+    thetas = [theta0] + [theta0 + s.delta for s in steps]
     if high_n:
         hi = algorithm_step(agent, sampler.batch(high_n, rng_for(seed, 43)), rng_for(seed, 44))
-        high_change[0] = _reward(sampler, agent, theta0 + hi.delta, eval_n, (42,), seed) - base
+        thetas.append(theta0 + hi.delta)
+    # common random numbers: every evaluation draws from the same stream (42,)
+    rewards = _rewards(sampler, agent, thetas, eval_n, [(42,)] * len(thetas), seed)
+    base = rewards[0]
+    changes = [r - base for r in rewards[1:1 + len(steps)]]
+    high_change = np.array([rewards[-1] - base if high_n else np.nan])
     sampler.close()
     deltas = np.stack([s.delta.numpy() for s in steps])
     return StepStudy(
@@ -151,14 +155,17 @@ def landscape(agent: Agent, steps: tuple[float, ...], ns: tuple[int, ...], ref_n
     a = np.asarray(steps, float)
     grid = {n: np.zeros((len(a), len(a))) for n in (*ns, ref_n)}
     surr = np.zeros((len(a), len(a)))
-    for i, ai in enumerate(a):
-        for j, bj in enumerate(a):
-            theta = step.theta0 + ai * step.delta + bj * d
-            surr[i, j] = step.objective(agent, theta)
-            for k, n in enumerate(grid):
-                grid[n][i, j] = _reward(sampler, agent, theta, n, (53, k, i, j), seed)
+    points = [(i, j) for i in range(len(a)) for j in range(len(a))]
+    thetas = [step.theta0 + a[i] * step.delta + a[j] * d for i, j in points]
+    for (i, j), theta in zip(points, thetas, strict=True):
+        surr[i, j] = step.objective(agent, theta)
+    for k, n in enumerate(grid):  # every point at once for each N, in lockstep
+        rewards = _rewards(sampler, agent, thetas, n, [(53, k, i, j) for i, j in points], seed)
+        for (i, j), r in zip(points, rewards, strict=True):
+            grid[n][i, j] = r
         if progress:
-            progress(f"landscape row {i + 1}/{len(a)} ({sampler.pairs} pairs)")
+            progress(f"landscape N {k + 1}/{len(grid)} ({n} pairs per point; "
+                     f"{sampler.pairs} pairs)")
     sampler.close()
     ref = grid.pop(ref_n)
     return Landscape(a=a, b=a.copy(), reward={str(n): g for n, g in grid.items()},

@@ -128,13 +128,19 @@ class FrozenSampler:
                        self.reward_scaler, n, rng, update_normalizers=False)  # type: ignore[arg-type]
 
     def batches(self, jobs: Sequence[tuple[int, np.random.Generator]],
-                policy: NumpyPolicy | None = None) -> list[Batch]:
+                policy: NumpyPolicy | None = None,
+                policies: Sequence[NumpyPolicy] | None = None) -> list[Batch]:
         """One batch per (pairs, rng), each the same as :meth:`batch` of it alone; on the
-        batched path they are drawn ``nsim`` at a time in lockstep."""
+        batched path they are drawn ``nsim`` at a time in lockstep. ``policies``: one policy
+        per job instead of ``policy`` for all (e.g. a landscape's points)."""
+        if policies is not None and (policy is not None or len(policies) != len(jobs)):
+            raise ValueError(f"give either policy or one policy per job ({len(jobs)} jobs, "
+                             f"{len(policies)} policies)")
         if self.vectorized is None:
-            return [self.batch(n, rng, policy) for n, rng in jobs]
+            each = policies if policies is not None else [policy] * len(jobs)
+            return [self.batch(n, rng, p) for (n, rng), p in zip(jobs, each, strict=True)]
         self.pairs += sum(n for n, _ in jobs)
-        return self.vectorized.sample(jobs, policy)
+        return self.vectorized.sample(jobs, policy, policies)
 
     def chunks(self, n: int, rng_path: Sequence[int], seed: int) -> list[Batch]:
         """``ceil(n / CHUNK)`` independent chunks, chunk c seeded by (seed, *rng_path, c)."""

@@ -98,9 +98,10 @@ def value_error(agent: Agent, repeats: int, heldout_n: int, seed: int) -> ValueS
         v_old.load_state_dict(agent.prev_value)
     heldout_policy = _policy(agent, proto.heldout_policy).numpy_sampler()
     sampler = FrozenSampler(agent)
-    rows = [_errors(agent, v_old, sampler.batch(heldout_n, rng_for(seed, 30, r), heldout_policy),
-                    heldout_policy, rng_for(seed, 32, r))
-            for r in range(repeats)]
+    batches = sampler.batches([(heldout_n, rng_for(seed, 30, r)) for r in range(repeats)],
+                              heldout_policy)  # in lockstep: each the same as alone
+    rows = [_errors(agent, v_old, b, heldout_policy, rng_for(seed, 32, r))
+            for r, b in enumerate(batches)]
     sampler.close()
     train = (float("nan"),) * 2 + (0, 0, 0)
     if agent.last_fit is not None:

@@ -14,7 +14,8 @@ leaves out:
 - a training run costs ``iterations x steps/2048`` times one 2048-pair iteration;
 - a step (and a landscape's step) costs one iteration's non-sampling part, scaled by its batch;
 - within a gradient study the chunks run in parallel, the true-value fit does not; value,
-  step and landscape studies and training runs are serial tasks.
+  step and landscape studies (their batches drawn in lockstep in one process) and training
+  runs are serial tasks.
 
 A machine of K cores then needs max(core-seconds / (K x efficiency), critical path): the
 critical path is the longest chain of serial work, an agent's training then its longest
@@ -43,11 +44,12 @@ class Rates:
     """Throughput on one core of this machine (CPU time), measured by :func:`measure_rates`."""
 
     sample: dict[str, float]
-    """env -> frozen-sampler pairs per second, one batch at a time (value, step and landscape
-    studies)."""
+    """env -> frozen-sampler pairs per second, one batch at a time (a high-sample step's
+    batch, a landscape's step batch)."""
     sample_lockstep: dict[str, float]
     """env -> the same, chunks drawn in lockstep as the batched sampler draws a gradient
-    study's (:mod:`pgclaims.measure.batched`; equal to :attr:`sample` where it is off)."""
+    study's, a value study's repeats and a step or landscape study's evaluations
+    (:mod:`pgclaims.measure.batched`; equal to :attr:`sample` where it is off)."""
     reduce: dict[str, float]
     """env -> seconds to reduce one 2048-pair chunk to gradient statistics, per baseline."""
     fit_step: dict[str, float]
@@ -153,15 +155,21 @@ def task_seconds(task: Task, plan: Plan, rates: Rates) -> tuple[float, float]:
             task.env]
         fit = EPOCHS * math.ceil(parts["true_value"] / MINIBATCH) * rates.fit_step[task.env]
         return sample + reduce + fit, fit
+    # Value, step and landscape studies draw their batches in lockstep (the repeats, the
+    # evaluations, a landscape's points), except one stream each: the high-sample step's
+    # batch, a landscape's step batch.
+    lockstep = rates.sample_lockstep[task.env]
     if task.kind == "steps":
         cfg = plan.scale
-        updates = cfg.repeats + cfg.high_sample_step_n / CHUNK  # 2K steps, the high-sample one
-        s = sample + updates * rates.update[ea]
+        high = cfg.high_sample_step_n
+        updates = cfg.repeats + high / CHUNK  # 2K steps, the high-sample one
+        s = ((task.pairs - high) / lockstep + high / rates.sample[task.env]
+             + updates * rates.update[ea])
         return s, s
     if task.kind == "landscape":
-        s = sample + rates.update[ea]
+        s = (task.pairs - CHUNK) / lockstep + CHUNK / rates.sample[task.env] + rates.update[ea]
         return s, s
-    return sample, sample  # value
+    return task.pairs / lockstep, task.pairs / lockstep  # value
 
 
 @dataclass
