@@ -21,6 +21,7 @@ import pytest
 
 from pgclaims import measure
 from pgclaims.suite.external import Unsupported
+from pgclaims.suite.verdicts import Inconclusive
 
 try:
     from pgclaims.suite.progress import progress as _progress
@@ -124,6 +125,15 @@ class Study:
             if cos is None:
                 raise ValueError("this cached gradient study has no noise-corrected cosine; "
                                  "clear .cache/pgclaims/measure and re-run")
+            if np.isnan(cos).any():  # U <= 0: no agent may be dropped, so no verdict
+                frac = [f for f in g.meta.get("true_grad_signal_fraction", []) if f is not None]
+                span = f" (signal fraction {min(frac):.2f} to {max(frac):.2f})" if frac else ""
+                raise Inconclusive(
+                    f"noise-corrected cosine undefined for {int(np.isnan(cos).sum())} of "
+                    f"{cos.size} estimates of one agent's study: the unbiased estimate of "
+                    f"|g_true|^2 from its {g.meta.get('true_grad_pairs', '?')}-pair true "
+                    f"gradient is not positive{span}, i.e. the true gradient is not resolved "
+                    "from its own sampling noise at this scale (a larger true_grad_n decides)")
         else:
             cos = g.true_cos
         return cos if n is None else cos[g.at(n)]

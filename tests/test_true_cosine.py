@@ -194,3 +194,22 @@ def test_a_single_unit_gives_no_debiased_cosine(bandit: Agent) -> None:
     assert one.meta["true_grad_sq_units"] == 1 and one.meta["true_grad_sq_unit_pairs"] == 0
     assert one.meta["true_cos_debiased_undefined"] == 2
     assert one.meta["true_grad_signal_fraction"] == [None, None]
+
+
+def test_an_undefined_corrected_cosine_makes_the_claim_inconclusive(bandit: Agent) -> None:
+    """U <= 0 for one agent: the corrected protocol's claims say why instead of erroring (an
+    agent cannot be dropped without biasing the pool); the authors' raw cosine is unaffected."""
+    from types import SimpleNamespace
+
+    from claims.conftest import Study
+    from pgclaims.suite.scales import get_scale
+    from pgclaims.suite.verdicts import Inconclusive
+
+    one = gradient_study(bandit, (64,), repeats=2, true_grad_n=CHUNK, true_value_n=0,
+                         seed=SEED, workers=1)
+    scale = get_scale("smoke")
+    corrected = Study(scale, SimpleNamespace(protocol="corrected"))
+    with pytest.raises(Inconclusive, match=r"undefined for 2 of 2 estimates.*not resolved"):
+        corrected.true_cos(one, 64)
+    authors = Study(scale, SimpleNamespace(protocol="authors"))
+    assert np.array_equal(authors.true_cos(one, 64), one.true_cos[one.at(64)])
