@@ -138,6 +138,17 @@ FORWARDS: dict[str, type[BlockedMean] | type[RowwiseMean]] = {
 """The forward passes, by name: each is made for (policy, rows) and reads its input rows ``x``."""
 
 
+def per_job(k: int, policy: Any, policies: Sequence[Any] | None) -> list[Any]:
+    """One policy per job of ``k``: ``policies`` as given, else ``policy`` for all; giving
+    both, or a list of the wrong length, is an error."""
+    if policies is None:
+        return [policy] * k
+    if policy is not None or len(policies) != k:
+        raise ValueError(f"give either policy or one policy per job ({k} jobs, "
+                         f"{len(policies)} policies)")
+    return list(policies)
+
+
 class BatchedSampler:
     """``collect`` with frozen normalizers for many chunks at once, stepping MuJoCo directly.
 
@@ -192,11 +203,8 @@ class BatchedSampler:
         """One Batch per job, each exactly what that job would give alone: groups of
         ``nsim`` chunks are stepped in lockstep. ``policies``: one policy per job (e.g. the
         points of a landscape), instead of ``policy`` for all."""
-        if policies is None:
-            policies = [policy or self.policy] * len(jobs)
-        elif policy is not None or len(policies) != len(jobs):
-            raise ValueError(f"give either policy or one policy per job ({len(jobs)} jobs, "
-                             f"{len(policies)} policies)")
+        policies = [p if p is not None else self.policy
+                    for p in per_job(len(jobs), policy, policies)]
         out: list[Batch] = []
         for s in range(0, len(jobs), self.nsim):
             out += self._group(jobs[s:s + self.nsim], policies[s:s + self.nsim])
@@ -295,5 +303,5 @@ def make_task_env(env_id: str, max_episode_steps: int | None = None) -> gym.Env:
 
 
 __all__ = ["BLOCK", "FORWARDS", "MUJOCO_ENVS", "NSIM", "BatchedSampler", "BlockedMean",
-           "MixedMean", "RowwiseMean", "Task", "batched_mean", "make_task_env", "rowwise_mean",
-           "supports"]
+           "MixedMean", "RowwiseMean", "Task", "batched_mean", "make_task_env", "per_job",
+           "rowwise_mean", "supports"]

@@ -28,7 +28,7 @@ from pgclaims.agents.agent import Agent
 from pgclaims.agents.envs import ObsNormalizer, RewardScaler, make_env
 from pgclaims.agents.networks import GaussianPolicy, NumpyPolicy, flat_params, set_flat_params
 from pgclaims.agents.rollout import Batch, collect
-from pgclaims.measure.batched import NSIM, BatchedSampler, supports
+from pgclaims.measure.batched import NSIM, BatchedSampler, per_job, supports
 
 CHUNK = 2048
 """Pairs per chunk: one training batch (Table 1), so a chunk is the training regime exactly."""
@@ -133,11 +133,8 @@ class FrozenSampler:
         """One batch per (pairs, rng), each the same as :meth:`batch` of it alone; on the
         batched path they are drawn ``nsim`` at a time in lockstep. ``policies``: one policy
         per job instead of ``policy`` for all (e.g. a landscape's points)."""
-        if policies is not None and (policy is not None or len(policies) != len(jobs)):
-            raise ValueError(f"give either policy or one policy per job ({len(jobs)} jobs, "
-                             f"{len(policies)} policies)")
+        each = per_job(len(jobs), policy, policies)
         if self.vectorized is None:
-            each = policies if policies is not None else [policy] * len(jobs)
             return [self.batch(n, rng, p) for (n, rng), p in zip(jobs, each, strict=True)]
         self.pairs += sum(n for n, _ in jobs)
         return self.vectorized.sample(jobs, policy, policies)

@@ -142,7 +142,6 @@ def task_seconds(task: Task, plan: Plan, rates: Rates) -> tuple[float, float]:
     if task.kind in ("training", "ablation"):
         s = task.iterations * rates.iteration[ea] * task.steps_per_iteration / CHUNK
         return s, s
-    sample = task.pairs / rates.sample[task.env]
     if task.kind == "gradients":
         sample = task.pairs / rates.sample_lockstep[task.env]
         from pgclaims.measure.truevalue import EPOCHS, MINIBATCH
