@@ -42,7 +42,6 @@ Approximations:
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -128,13 +127,12 @@ def ledger_path(run_dir: Path, worker: str) -> Path:
 
 
 def save(ledger: Ledger, path: Path) -> None:
-    """Write ``ledger`` to ``path`` atomically (a temporary file, then a rename); a failure
-    is reported on stderr, not raised (the controller then prints no overall lines)."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    """Write ``ledger`` to ``path`` atomically (:func:`pgclaims.suite.results.write_json`); a
+    failure is reported on stderr, not raised (the controller then prints no overall lines)."""
+    from pgclaims.suite.results import write_json
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(ledger.to_json()))
-        os.replace(tmp, path)
+        write_json(path, ledger.to_json())
     except OSError as exc:
         print(stamp(f"cannot write the run's cost ledger {path}: {exc}"), file=sys.stderr)
 
