@@ -5,6 +5,7 @@ backend, for measurements and fixture training, also when a worker is killed mid
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
 import signal
 import sys
@@ -25,7 +26,9 @@ from pgclaims.cli import main
 from pgclaims.measure import parallel
 from pgclaims.measure.gradients import GradientStudy, gradient_study
 from pgclaims.measure.sampler import CHUNK
+from pgclaims.measure.value import value_error
 from pgclaims.suite import backend as suite_backend
+from tests.same import assert_same_result
 
 pytest_plugins = ["pytester"]
 
@@ -239,6 +242,17 @@ def test_a_gradient_study_on_ray_is_bit_identical_to_local(ray_cluster: Any) -> 
     local = on("local", lambda: gradient_study(agent, **STUDY, seed=SEED, workers=2))
     ray_study = on("ray", lambda: gradient_study(agent, **STUDY, seed=SEED))
     assert_same_study(local, ray_study)
+
+
+def test_value_step_and_landscape_studies_on_ray_match_local(ray_cluster: Any) -> None:
+    landscape_mod = importlib.import_module("pgclaims.measure.landscape")
+    agent = make_agent(TrainConfig.create("Hopper-v5", "ppo", 0))
+    runs = [(landscape_mod.step_study, (agent, 3, 600, 1024, SEED)),
+            (landscape_mod.landscape, (agent, (0.0, 1.0), (300,), 500, SEED)),
+            (value_error, (agent, 3, 700, SEED))]
+    for f, args in runs:
+        local = on("local", lambda: f(*args))  # noqa: B023 (called at once)
+        assert_same_result(local, on("ray", lambda: f(*args)), f.__name__)  # noqa: B023
 
 
 def _obs_sum(batch: Batch, scale: float) -> tuple[float, int]:

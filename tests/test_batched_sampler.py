@@ -33,6 +33,7 @@ from pgclaims.measure.batched import (
 from pgclaims.measure.sampler import FrozenSampler, perturbed, rng_for
 from pgclaims.measure.sims import BatchSims, Sims, Task
 from tests.envs_for_tests import BANDIT
+from tests.same import assert_same_result
 
 SEED = 11
 V5_NOISE = {"Hopper-v5": 5e-3, "Walker2d-v5": 5e-3, "Humanoid-v5": 1e-2}
@@ -269,18 +270,9 @@ def test_steps_value_and_landscape_are_those_of_one_batch_at_a_time(
             (landscape_mod.landscape, (agent, (0.0, 1.0), (300,), 500, SEED)),
             (value_mod.value_error, (agent, 3, 700, SEED))]
     lockstep = [f(*a) for f, a in args]
-    monkeypatch.setattr(landscape_mod, "FrozenSampler", OneAtATime)
-    monkeypatch.setattr(value_mod, "FrozenSampler", OneAtATime)
+    monkeypatch.setattr(parallel, "FrozenSampler", OneAtATime)
     for (f, a), new in zip(args, lockstep, strict=True):
-        old = f(*a)
-        for field in dataclasses.fields(old):
-            x, y = getattr(old, field.name), getattr(new, field.name)
-            if isinstance(x, dict) and field.name != "meta":
-                assert x.keys() == y.keys() and all(np.array_equal(x[k], y[k]) for k in x)
-            elif isinstance(x, np.ndarray):
-                assert np.array_equal(x, y, equal_nan=True), (f.__name__, field.name)
-            else:
-                assert x == y, (f.__name__, field.name)
+        assert_same_result(f(*a), new, f.__name__)
 
 
 def _summary(batch: Batch, _: object) -> tuple[float, float, int]:

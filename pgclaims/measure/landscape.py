@@ -26,7 +26,8 @@ from pgclaims.agents.agent import Agent, agent_advantages, lr_factor, policy_adv
 from pgclaims.agents.networks import flat_params, set_flat_params
 from pgclaims.agents.rollout import Batch
 from pgclaims.measure.gradients import loo_pairwise
-from pgclaims.measure.sampler import CHUNK, FrozenSampler, mean_episode_return, perturbed, rng_for
+from pgclaims.measure.parallel import study_map
+from pgclaims.measure.sampler import CHUNK, mean_episode_return, perturbed_module, rng_for
 
 
 @dataclass
@@ -90,32 +91,47 @@ class StepStudy:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def _rewards(sampler: FrozenSampler, agent: Agent, thetas: list[torch.Tensor], n: int,
+def _batch(batch: Batch, arg: Any) -> Batch:
+    return batch
+
+
+def _batches(agent: Agent, jobs: list[tuple[int, tuple[int, ...]]], seed: int) -> list[Batch]:
+    """The batches of ``(pairs, rng path)`` jobs drawn with the checkpoint's policy (copied
+    when they arrive read-only, as Ray's object store hands out its arrays)."""
+    batches = study_map(agent, _batch, [(n, path, None) for n, path in jobs], seed)
+    return [b if b.obs.flags.writeable else copy.deepcopy(b) for b in batches]
+
+
+def _rewards(agent: Agent, thetas: list[torch.Tensor], n: int,
              rng_paths: list[tuple[int, ...]], seed: int) -> list[float]:
     """The true reward (mean episode return from ``n`` pairs) at each of ``thetas``, the
-    i-th from the stream ``rng_paths[i]``; drawn in lockstep, each as if alone."""
-    batches = sampler.batches([(n, rng_for(seed, *path)) for path in rng_paths],
-                              policies=[perturbed(agent.policy, th) for th in thetas])
-    return [mean_episode_return(b) for b in batches]
+    i-th from the stream ``rng_paths[i]``; drawn together (in lockstep, or on the cluster),
+    each as if alone."""
+    jobs = [(n, path, None, perturbed_module(agent.policy, th))
+            for path, th in zip(rng_paths, thetas, strict=True)]
+    return study_map(agent, _mean_return, jobs, seed)
+
+
+def _mean_return(batch: Batch, arg: Any) -> float:
+    return mean_episode_return(batch)
 
 
 def step_study(agent: Agent, repeats: int, eval_n: int, high_n: int, seed: int) -> StepStudy:
     torch.set_num_threads(1)
-    sampler = FrozenSampler(agent)
-    batches = sampler.batches([(CHUNK, rng_for(seed, 40, r)) for r in range(repeats)])
+    batches = _batches(agent, [(CHUNK, (40, r)) for r in range(repeats)], seed)
     steps = [algorithm_step(agent, b, rng_for(seed, 41, r)) for r, b in enumerate(batches)]
     theta0 = steps[0].theta0
     gains = [s.objective(agent, theta0 + s.delta) - s.objective(agent, theta0) for s in steps]
     thetas = [theta0] + [theta0 + s.delta for s in steps]
     if high_n:
-        hi = algorithm_step(agent, sampler.batch(high_n, rng_for(seed, 43)), rng_for(seed, 44))
+        hi = algorithm_step(agent, _batches(agent, [(high_n, (43,))], seed)[0],
+                            rng_for(seed, 44))
         thetas.append(theta0 + hi.delta)
     # common random numbers: every evaluation draws from the same stream (42,)
-    rewards = _rewards(sampler, agent, thetas, eval_n, [(42,)] * len(thetas), seed)
+    rewards = _rewards(agent, thetas, eval_n, [(42,)] * len(thetas), seed)
     base = rewards[0]
     changes = [r - base for r in rewards[1:1 + len(steps)]]
     high_change = np.array([rewards[-1] - base if high_n else np.nan])
-    sampler.close()
     deltas = np.stack([s.delta.numpy() for s in steps])
     return StepStudy(
         pairwise=loo_pairwise(deltas),
@@ -124,7 +140,7 @@ def step_study(agent: Agent, repeats: int, eval_n: int, high_n: int, seed: int) 
         high_reward_change=high_change,
         step_norms=np.linalg.norm(deltas, axis=1),
         meta={"eval_pairs": eval_n, "high_sample_pairs": high_n, "base_reward": base,
-              "pairs_sampled": sampler.pairs,
+              "pairs_sampled": repeats * CHUNK + high_n + eval_n * len(thetas),
               "reward_comparison": "common random numbers at theta0 and theta0 + step"},
     )
 
@@ -148,8 +164,7 @@ def landscape(agent: Agent, steps: tuple[float, ...], ns: tuple[int, ...], ref_n
         raise ValueError(f"the reference grid ({ref_n} pairs) must be independent of the "
                          f"grids it is compared with ({list(ns)}): choose another ref_n")
     torch.set_num_threads(1)
-    sampler = FrozenSampler(agent)
-    step = algorithm_step(agent, sampler.batch(CHUNK, rng_for(seed, 50)), rng_for(seed, 51))
+    step = algorithm_step(agent, _batches(agent, [(CHUNK, (50,))], seed)[0], rng_for(seed, 51))
     d = rng_for(seed, 52).standard_normal(len(step.theta0))
     d = torch.from_numpy(d / np.linalg.norm(d))
     a = np.asarray(steps, float)
@@ -159,18 +174,19 @@ def landscape(agent: Agent, steps: tuple[float, ...], ns: tuple[int, ...], ref_n
     thetas = [step.theta0 + a[i] * step.delta + a[j] * d for i, j in points]
     for (i, j), theta in zip(points, thetas, strict=True):
         surr[i, j] = step.objective(agent, theta)
-    for k, n in enumerate(grid):  # every point at once for each N, in lockstep
-        rewards = _rewards(sampler, agent, thetas, n, [(53, k, i, j) for i, j in points], seed)
+    pairs = CHUNK
+    for k, n in enumerate(grid):  # every point at once for each N
+        rewards = _rewards(agent, thetas, n, [(53, k, i, j) for i, j in points], seed)
         for (i, j), r in zip(points, rewards, strict=True):
             grid[n][i, j] = r
+        pairs += n * len(points)
         if progress:
             progress(f"landscape N {k + 1}/{len(grid)} ({n} pairs per point; "
-                     f"{sampler.pairs} pairs)")
-    sampler.close()
+                     f"{pairs} pairs)")
     ref = grid.pop(ref_n)
     return Landscape(a=a, b=a.copy(), reward={str(n): g for n, g in grid.items()},
                      reward_ref=ref, surrogate=surr,
                      step_norm_ratio=float(step.delta.norm() / d.norm()),
                      meta={"grid_pairs_per_point": list(ns), "reference_pairs": ref_n,
-                           "pairs_sampled": sampler.pairs,
+                           "pairs_sampled": pairs,
                            "direction": "Gaussian, unit L2 norm, seeded"})

@@ -27,12 +27,14 @@ from pgclaims.agents.agent import Agent
 from pgclaims.agents.rollout import Batch
 from pgclaims.measure import sampler as sampler_module
 from pgclaims.measure.batched import supports
-from pgclaims.measure.sampler import FrozenSampler, lockstep_groups, reduce_group, rng_for
+from pgclaims.measure.sampler import FrozenSampler, lockstep_groups, reduce_group
 
 R = TypeVar("R")
 
-Job = tuple[int, tuple[int, ...], Any]
-"""(pairs, rng path, argument passed to ``reduce``): one batch and what to do with it."""
+Job = tuple[Any, ...]
+"""(pairs, rng path, argument passed to ``reduce``): one batch and what to do with it; a
+fourth element, when given, is the policy module that draws the batch instead of the agent's
+(:func:`pgclaims.measure.sampler.reduce_group`)."""
 
 _STATE: dict[str, Any] = {}
 """What a forked worker inherits: the agent, the reduce function and the seed."""
@@ -69,13 +71,25 @@ def _init_worker() -> None:
 
 
 def _run(job: Job) -> Any:
-    n, path, arg = job
-    batch = _STATE["sampler"].batch(n, rng_for(_STATE["seed"], *path))
-    return _STATE["reduce"](batch, arg)
+    return reduce_group(_STATE["sampler"], _STATE["reduce"], [job], _STATE["seed"])[0]
 
 
 def _run_group(group: Sequence[Job]) -> list[Any]:
     return reduce_group(_STATE["sampler"], _STATE["reduce"], group, _STATE["seed"])
+
+
+def study_map(agent: Agent, reduce: Callable[[Batch, Any], R], jobs: Sequence[Job], seed: int
+              ) -> list[R]:
+    """:func:`chunk_map` for the value, step and landscape studies: on the local backend in
+    this process, the jobs drawn in lockstep (one study is one serial task; pytest-xdist
+    spreads the studies over the cores); under the ray backend as Ray tasks on the cluster's
+    CPUs. The results are the same either way."""
+    workers = None if backend.backend() == "ray" else 1
+    results = chunk_map(agent, reduce, jobs, seed, workers)
+    try:
+        return list(results)
+    finally:
+        results.close()
 
 
 def chunk_map(agent: Agent, reduce: Callable[[Batch, Any], R], jobs: Sequence[Job], seed: int,
@@ -101,13 +115,9 @@ def chunk_map(agent: Agent, reduce: Callable[[Batch, Any], R], jobs: Sequence[Jo
     if workers == 1:
         torch.set_num_threads(1)
         sampler = FrozenSampler(agent, batched)
-        try:
-            if sampler.vectorized is not None:
-                for s in range(0, len(jobs), sampler.nsim):
-                    yield from reduce_group(sampler, reduce, jobs[s:s + sampler.nsim], seed)
-                return
-            for n, path, arg in jobs:
-                yield reduce(sampler.batch(n, rng_for(seed, *path)), arg)
+        try:  # nsim is 1 on the gymnasium path: one job at a time
+            for s in range(0, len(jobs), sampler.nsim):
+                yield from reduce_group(sampler, reduce, jobs[s:s + sampler.nsim], seed)
         finally:
             sampler.close()
         return

@@ -11,6 +11,11 @@ worker once, not with every chunk. Tasks rather than long-lived actors: a task h
 only while it runs, so the chunks of several measurements (xdist workers sharing one cluster)
 interleave on the cluster's CPUs instead of each pinning a pool of its own.
 
+Gradient studies and the true-value fit call ``chunk_map`` directly; value, step and landscape
+studies through :func:`pgclaims.measure.parallel.study_map`, so under Ray their held-out
+batches, step batches and every landscape point's evaluation (each job with its own perturbed
+policy module) are tasks too, not work for the driver.
+
 Results are collected in job order and each chunk depends only on its rng path, so the numbers
 are bit-identical to the local backend's. A task whose worker dies (killed, out of memory, a
 lost node) is re-run by Ray up to :data:`pgclaims.agents.backend.RETRIES` times; an exception

@@ -52,11 +52,21 @@ def lockstep_groups(jobs: Sequence[Any], workers: int) -> list[Sequence[Any]]:
 
 
 def reduce_group(sampler: FrozenSampler, reduce: Callable[[Batch, Any], Any],
-                 group: Sequence[tuple[int, tuple[int, ...], Any]], seed: int) -> list[Any]:
+                 group: Sequence[tuple[Any, ...]], seed: int) -> list[Any]:
     """``reduce(batch, arg)`` for each ``(pairs, rng path, arg)`` job of ``group``, the
-    group's batches drawn together (:meth:`FrozenSampler.batches`)."""
-    batches = sampler.batches([(n, rng_for(seed, *path)) for n, path, _ in group])
-    return [reduce(b, arg) for b, (_, _, arg) in zip(batches, group, strict=True)]
+    group's batches drawn together (:meth:`FrozenSampler.batches`). A job may carry a fourth
+    element, the policy module (a :class:`GaussianPolicy`, e.g. a landscape's perturbed one)
+    that draws its batch instead of the agent's; jobs sharing one module share its sampler."""
+    samplers: dict[int, NumpyPolicy] = {}
+    policies = []
+    for job in group:
+        module = job[3] if len(job) > 3 else None
+        if module is not None and id(module) not in samplers:
+            samplers[id(module)] = module.numpy_sampler()
+        policies.append(None if module is None else samplers[id(module)])
+    batches = sampler.batches([(job[0], rng_for(seed, *job[1])) for job in group],
+                              policies=policies if samplers else None)
+    return [reduce(b, job[2]) for b, job in zip(batches, group, strict=True)]
 
 
 class FrozenObsNorm:
@@ -150,11 +160,16 @@ class FrozenSampler:
             self.vectorized.close()
 
 
-def perturbed(policy: GaussianPolicy, theta: torch.Tensor) -> NumpyPolicy:
-    """A numpy sampler for ``policy`` with flat parameters ``theta``."""
+def perturbed_module(policy: GaussianPolicy, theta: torch.Tensor) -> GaussianPolicy:
+    """A copy of ``policy`` with flat parameters ``theta``."""
     clone = copy.deepcopy(policy)
     set_flat_params(clone, theta.to(flat_params(clone).dtype))
-    return clone.numpy_sampler()
+    return clone
+
+
+def perturbed(policy: GaussianPolicy, theta: torch.Tensor) -> NumpyPolicy:
+    """A numpy sampler for ``policy`` with flat parameters ``theta``."""
+    return perturbed_module(policy, theta).numpy_sampler()
 
 
 def mean_episode_return(batch: Batch) -> float:

@@ -30,8 +30,9 @@ from pgclaims.agents.agent import Agent, FitRecord, agent_advantages, treated_te
 from pgclaims.agents.networks import GaussianPolicy, NumpyPolicy, ValueNet
 from pgclaims.agents.protocol import get_protocol
 from pgclaims.agents.rollout import Batch
+from pgclaims.measure.parallel import study_map
 from pgclaims.measure.returns import RESIDUAL, horizon, returns_target
-from pgclaims.measure.sampler import FrozenSampler, rng_for
+from pgclaims.measure.sampler import rng_for
 
 REL_EPS = 0.01
 
@@ -89,6 +90,20 @@ def _errors(agent: Agent, v_old: ValueNet, rec: Batch | FitRecord, policy: Numpy
     return e_gae, e_ret, x_gae, x_ret, int((~ok).sum())
 
 
+@dataclass(frozen=True)
+class _HeldOut:
+    """A held-out batch's errors (the reduce of :func:`value_error`'s batches; a class, not a
+    closure, so that it pickles to a Ray worker)."""
+
+    agent: Agent
+    v_old: ValueNet
+    policy: NumpyPolicy
+    seed: int
+
+    def __call__(self, batch: Batch, r: int) -> tuple[float, float, int, int, int]:
+        return _errors(self.agent, self.v_old, batch, self.policy, rng_for(self.seed, 32, r))
+
+
 def value_error(agent: Agent, repeats: int, heldout_n: int, seed: int) -> ValueStudy:
     torch.set_num_threads(1)
     proto = get_protocol(agent.config.protocol)
@@ -96,13 +111,10 @@ def value_error(agent: Agent, repeats: int, heldout_n: int, seed: int) -> ValueS
     if agent.prev_value is not None:
         v_old = copy.deepcopy(agent.value)  # the same architecture, whoever built the agent
         v_old.load_state_dict(agent.prev_value)
-    heldout_policy = _policy(agent, proto.heldout_policy).numpy_sampler()
-    sampler = FrozenSampler(agent)
-    batches = sampler.batches([(heldout_n, rng_for(seed, 30, r)) for r in range(repeats)],
-                              heldout_policy)  # in lockstep: each the same as alone
-    rows = [_errors(agent, v_old, b, heldout_policy, rng_for(seed, 32, r))
-            for r, b in enumerate(batches)]
-    sampler.close()
+    module = _policy(agent, proto.heldout_policy)
+    heldout_policy = module.numpy_sampler()
+    rows = study_map(agent, _HeldOut(agent, v_old, heldout_policy, seed),
+                     [(heldout_n, (30, r), r, module) for r in range(repeats)], seed)
     train = (float("nan"),) * 2 + (0, 0, 0)
     if agent.last_fit is not None:
         collected_by = _policy(agent, "pre_update").numpy_sampler()

@@ -14,8 +14,10 @@ leaves out:
 - a training run costs ``iterations x steps/2048`` times one 2048-pair iteration;
 - a step (and a landscape's step) costs one iteration's non-sampling part, scaled by its batch;
 - within a gradient study the chunks run in parallel, the true-value fit does not; value,
-  step and landscape studies (their batches drawn in lockstep in one process) and training
-  runs are serial tasks.
+  step and landscape studies (locally drawn in lockstep in one process) and training runs are
+  serial tasks. Under Ray a study's batches and landscape points are spread over the cluster
+  too (:func:`pgclaims.measure.parallel.study_map`), so the cluster's critical path is
+  overestimated, never under.
 
 A machine of K cores then needs max(core-seconds / (K x efficiency), critical path): the
 critical path is the longest chain of serial work, an agent's training then its longest
