@@ -206,13 +206,17 @@ def test_cost_arithmetic_on_fixed_rates() -> None:
     assert costs.task_seconds(g, p, RATES) == pytest.approx((g.pairs / 8192 + reduce + fit, fit))
     s = next(t for t in p.tasks.values() if t.kind == "steps" and t.algo == "ppo")
     high = scale.high_sample_step_n  # one stream; the repeats and evaluations in lockstep
-    assert costs.task_seconds(s, p, RATES)[0] == pytest.approx(
-        (s.pairs - high) / 8192 + high / 4096 + (10 + 4) * 1.5)
+    updates = (10 + 4) * 1.5
+    # serial: one round after another (one 2K batch, the high batch, one evaluation), updates
+    assert costs.task_seconds(s, p, RATES) == pytest.approx(
+        ((s.pairs - high) / 8192 + high / 4096 + updates,
+         CHUNK / 8192 + high / 4096 + scale.step_eval_n / 8192 + updates))
     land = next(t for t in p.tasks.values() if t.kind == "landscape" and t.algo == "trpo")
-    assert costs.task_seconds(land, p, RATES)[0] == pytest.approx(
-        (land.pairs - CHUNK) / 8192 + CHUNK / 4096 + 0.5)
+    step = CHUNK / 4096 + 0.5  # the step's batch and update, then one point per N
+    assert costs.task_seconds(land, p, RATES) == pytest.approx(
+        ((land.pairs - CHUNK) / 8192 + step, step + (2048 + 4096 + 8192) / 8192))
     v = next(t for t in p.tasks.values() if t.kind == "value")
-    assert costs.task_seconds(v, p, RATES) == (v.pairs / 8192, v.pairs / 8192)
+    assert costs.task_seconds(v, p, RATES) == (v.pairs / 8192, scale.heldout_n / 8192)
     train = next(t for t in p.tasks.values() if t.kind == "training" and t.algo == "trpo")
     assert costs.task_seconds(train, p, RATES) == (30.0, 30.0)
     assert est.core_s == pytest.approx(sum(costs.task_seconds(t, p, RATES)[0] for t in p.todo()))

@@ -98,13 +98,16 @@ def test_scale_profiles() -> None:
     assert (smoke.envs, smoke.seeds, smoke.iterations, smoke.source) == (
         ("Hopper-v5",), (0, 1), 30, "train")
     assert smoke.checkpoints == (0, 9, 18, 27) and smoke.late == (18, 27)
-    assert get_scale("default").checkpoints == (0, 150, 300, 450)
+    assert get_scale("nightly").checkpoints == (0, 150, 300, 450)
+    assert get_scale("default").checkpoints == (0, 300, 450)  # 150 left out, for time
+    assert get_scale("default").late == (300, 450)
     for scale in SCALES.values():
         assert 2048 in scale.n_grid
         assert json.loads(json.dumps(scale.to_dict())) == scale.to_dict()
         assert scale.describe().startswith(f"scale {scale.name}:")
         assert len(scale.describe().splitlines()) > 5
-    assert get_scale("default").lacks(["humanoid+hopper+walker"]) == ["humanoid"]
+    assert get_scale("default").lacks(["humanoid+hopper+walker"]) == []
+    assert get_scale("smoke").lacks(["humanoid+hopper+walker"]) == ["humanoid", "walker"]
     assert get_scale("nightly").lacks(["humanoid+hopper+walker"]) == []
     assert get_scale("nightly").true_grad_n_for("Humanoid-v5") == 2_000_000
 
@@ -156,7 +159,7 @@ def test_missing_fixture_names_the_training_command(tmp_path: Path,
     monkeypatch.setenv("PGCLAIMS_FIXTURES", str(tmp_path / "empty"))
     store = AgentStore(get_scale("default"), tmp_path / "cache", "run")
     with pytest.raises(pytest.fail.Exception) as err:
-        store.get("Hopper-v5", "ppo", 0, 150)
+        store.get("Hopper-v5", "ppo", 0, 300)
     assert "pgclaims fixtures train --env Hopper-v5 --algo ppo --seed 0 --iterations 500" in str(
         err.value)
 
@@ -417,8 +420,8 @@ def test_verbose_outcome_and_claim_selection(toy: pytest.Pytester) -> None:
                            "default, nightly, paper, paper-mini"),
     (["--claim", "toy.lo"], "ERROR: --claim: unknown claim id 'toy.lo'; did you mean toy.low*"),
     (["--claim", "unknown.id"], "ERROR: --claim: unknown claim id 'unknown.id'*"),
-    (["--env", "Humanoid-v5"], "ERROR: --env Humanoid-v5: scale default has Hopper-v5, "
-                               "Walker2d-v5"),
+    (["--env", "Walker2d-v5", "--scale", "smoke"], "ERROR: --env Walker2d-v5: scale smoke has "
+                                                   "Hopper-v5"),
 ])
 def test_usage_errors_write_nothing(toy: pytest.Pytester, args: list[str], message: str) -> None:
     result = toy.runpytest(*args, "-p", "no:cacheprovider")
@@ -433,8 +436,8 @@ def test_collect_only_lists_readable_ids(toy: pytest.Pytester) -> None:
     ids = {line for line in result.stdout.lines if "::" in line}
     assert {"test_toy.py::test_low[Walker2d-v5-trpo]", "test_toy.py::test_high_refuted[Hopper-v5]",
             "test_toy.py::test_straddles[Hopper-v5-ppo-it450]",
-            "test_toy.py::test_needs_humanoid[Hopper-v5]",
-            "test_toy.py::test_not_a_claim"} <= ids
+            "test_toy.py::test_needs_humanoid[ppo-Hopper-v5]",
+            "test_toy.py::test_not_a_claim"} <= ids, sorted(ids)
     assert not any("it150" in i or "it0" in i for i in ids)  # per_checkpoint is "late" only
     assert not (toy.path / "reports").exists()
 

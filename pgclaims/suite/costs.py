@@ -13,11 +13,12 @@ leaves out:
   are not counted);
 - a training run costs ``iterations x steps/2048`` times one 2048-pair iteration;
 - a step (and a landscape's step) costs one iteration's non-sampling part, scaled by its batch;
-- within a gradient study the chunks run in parallel, the true-value fit does not; value,
-  step and landscape studies (locally drawn in lockstep in one process) and training runs are
-  serial tasks. Under Ray a study's batches and landscape points are spread over the cluster
-  too (:func:`pgclaims.measure.parallel.study_map`), so the cluster's critical path is
-  overestimated, never under.
+- within a gradient study the chunks run in parallel, the true-value fit does not; within a
+  value, step or landscape study the jobs of one round (the held-out batches; the ten 2K
+  steps' batches, their evaluations; a landscape's points at one N) run side by side, as on
+  Ray (:func:`pgclaims.measure.parallel.study_map`), the rounds and the steps' updates one
+  after the other (locally a study is one process, which the core-seconds already count);
+  training runs are serial.
 
 A machine of K cores then needs max(core-seconds / (K x efficiency), critical path): the
 critical path is the longest chain of serial work, an agent's training then its longest
@@ -158,19 +159,21 @@ def task_seconds(task: Task, plan: Plan, rates: Rates) -> tuple[float, float]:
         return sample + reduce + fit, fit
     # Value, step and landscape studies draw their batches in lockstep (the repeats, the
     # evaluations, a landscape's points), except one stream each: the high-sample step's
-    # batch, a landscape's step batch.
+    # batch, a landscape's step batch. Their serial part is one job of each round (the rounds
+    # run one after the other; under Ray a round's jobs run side by side) and the updates.
     lockstep = rates.sample_lockstep[task.env]
+    cfg = plan.scale
     if task.kind == "steps":
-        cfg = plan.scale
         high = cfg.high_sample_step_n
-        updates = cfg.repeats + high / CHUNK  # 2K steps, the high-sample one
-        s = ((task.pairs - high) / lockstep + high / rates.sample[task.env]
-             + updates * rates.update[ea])
-        return s, s
+        eval_n = cfg.step_eval_n or cfg.landscape_ref_n
+        updates = (cfg.repeats + high / CHUNK) * rates.update[ea]  # 2K steps, the high one
+        s = (task.pairs - high) / lockstep + high / rates.sample[task.env] + updates
+        return s, CHUNK / lockstep + high / rates.sample[task.env] + eval_n / lockstep + updates
     if task.kind == "landscape":
-        s = (task.pairs - CHUNK) / lockstep + CHUNK / rates.sample[task.env] + rates.update[ea]
-        return s, s
-    return task.pairs / lockstep, task.pairs / lockstep  # value
+        step = CHUNK / rates.sample[task.env] + rates.update[ea]
+        s = (task.pairs - CHUNK) / lockstep + step
+        return s, step + (sum(cfg.landscape_n) + cfg.landscape_ref_n) / lockstep
+    return task.pairs / lockstep, cfg.heldout_n / lockstep  # value
 
 
 @dataclass
