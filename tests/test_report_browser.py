@@ -31,6 +31,32 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     return render(results, run_dir / "index.html"), results
 
 
+@pytest.fixture(scope="module")
+def three_env_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """The committed results spread over the shape of a default run: every row repeated for
+    the three environments and both algorithms its parameters name, plus results over one
+    environment with no algorithm (a claim comparing algorithms) for each environment."""
+    doc = json.loads((DATA / "results.json").read_text())
+    envs, algos = ["Hopper-v5", "Walker2d-v5", "Humanoid-v5"], ["ppo", "trpo"]
+    first = next(r for r in doc["results"] if {"env", "algo"} <= r["params"].keys())
+    per_env = json.loads(json.dumps(first))
+    del per_env["params"]["algo"]
+    rows = []
+    for row in [*doc["results"], per_env]:
+        p = row["params"]
+        for env in envs if "env" in p else [None]:
+            for algo in algos if "algo" in p else [None]:
+                new = json.loads(json.dumps(row))
+                new["params"].update({k: v for k, v in (("env", env), ("algo", algo)) if v})
+                new["nodeid"] = f"{row['nodeid']}[{env}-{algo}]"
+                rows.append(new)
+    doc["results"] = rows
+    run_dir = tmp_path_factory.mktemp("run3")
+    (run_dir / "results.json").write_text(json.dumps(doc))
+    results = load_results(run_dir)
+    return render(results, run_dir / "index.html"), results
+
+
 def test_report_in_chromium_offline(report: tuple[Path, dict], tmp_path: Path) -> None:
     index, results = report
     claim_ids = list(dict.fromkeys(r["claim_id"] for r in results["results"]))
@@ -93,9 +119,11 @@ TABLE_FIT = """() => [...document.querySelectorAll('table')].map(t => {
 })"""
 
 
-def test_report_fits_a_laptop_screen(report: tuple[Path, dict], tmp_path: Path) -> None:
+@pytest.mark.parametrize("which", ["report", "three_env_report"])
+def test_report_fits_a_laptop_screen(which: str, request: pytest.FixtureRequest,
+                                     tmp_path: Path) -> None:
     """At 1400 x 900 nothing overflows sideways, and the protocol comparison is on the page."""
-    index, results = report
+    index, results = request.getfixturevalue(which)
     comparisons = {(r["claim_id"], json.dumps({k: v for k, v in r["params"].items()
                                                if k != "protocol"}, sort_keys=True))
                    for r in results["results"]}

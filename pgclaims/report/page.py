@@ -58,20 +58,29 @@ def _claims(results: list[Row]) -> dict[str, dict[str, list[Row]]]:
     return out
 
 
+ACROSS = ("across", "envs or algos")
+"""The one column of the results that compare environments or algorithms (a claim whose
+parameters lack the env or the algorithm): one column, not one per missing combination, so the
+table keeps its width whatever the number of environments."""
+
+
 def _column(row: Row) -> tuple[str, str]:
     p = row["params"]
-    return str(p.get("env", "any env")), str(p["algo"]).upper() if "algo" in p else "any algo"
+    if "env" in p and "algo" in p:
+        return str(p["env"]), str(p["algo"]).upper()
+    return ACROSS
 
 
 def _cell_labels(rows: list[Row]) -> list[str]:
-    """What tells apart several results in one (env, algo) cell: the parameters whose values
-    differ between them (e.g. the checkpoint, the protocol); nothing for a lone result."""
+    """What tells apart several results in one cell: the parameters whose values differ
+    between them (e.g. the checkpoint, the protocol; the env or algorithm in the across
+    column); nothing for a lone result."""
     if len(rows) < 2:
         return [""] * len(rows)
     keys = [k for k in dict.fromkeys(k for r in rows for k in r["params"])
-            if k not in ("env", "algo")
-            and len({json.dumps(r["params"].get(k), default=str) for r in rows}) > 1]
-    return [" · ".join(str(r["params"].get(k)) if k == "protocol" else f"{k}={r['params'].get(k)}"
+            if len({json.dumps(r["params"].get(k), default=str) for r in rows}) > 1]
+    bare = ("protocol", "env", "algo")  # their values speak for themselves
+    return [" · ".join(str(r["params"].get(k, "-")) if k in bare else f"{k}={r['params'].get(k)}"
                        for k in keys) for r in rows]
 
 
@@ -96,7 +105,7 @@ def _params_order(row: Row) -> tuple[tuple[str, int, float, str], ...]:
 
 
 def _verdict_table(grouped: dict[str, dict[str, list[Row]]], results: list[Row]) -> str:
-    columns = list(dict.fromkeys(_column(r) for r in results))
+    columns = sorted(dict.fromkeys(_column(r) for r in results), key=lambda c: c == ACROSS)
     head = "".join(f'<th scope="col">{esc(env)}<br>{esc(algo)}</th>'
                    for env, algo in columns)
     body = []
