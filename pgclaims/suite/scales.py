@@ -264,8 +264,9 @@ DEFAULT = Scale(
                 "(500 iterations, 5 seeds), measured at iterations 0, 300 and 450 (150 is "
                 "left out for time: no claim needs it) with N up to 16384, 1.5e5-pair true "
                 "gradients and 3x3 landscapes",
-    wall_time="estimated about 1.5 h on 2 free CPU cores with -n auto (2.3 core-hours, 3.7e7 "
-              "pairs, by `pgclaims plan`): over the 30-min target, which no scale with "
+    wall_time="1 h 39 min measured on 2 CPU cores with -n auto from a fresh clone "
+              "(2026-12-01; 2.3 core-hours, 3.7e7 pairs, by `pgclaims plan`): over the "
+              "30-min target, which no scale with "
               "Humanoid and 5 seeds meets here (README, Scales); --protocol all measures the "
               "corrected agents too and takes about twice as long",
     envs=("Hopper-v5", "Walker2d-v5", "Humanoid-v5"), algos=("ppo", "trpo"),
