@@ -9,8 +9,11 @@ in-place evaluation is compared bit for bit with the plain block-by-block produc
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -273,6 +276,22 @@ def test_steps_value_and_landscape_are_those_of_one_batch_at_a_time(
     monkeypatch.setattr(parallel, "FrozenSampler", OneAtATime)
     for (f, a), new in zip(args, lockstep, strict=True):
         assert_same_result(f(*a), new, f.__name__)
+
+
+@pytest.mark.parametrize("algo", ["ppo", "trpo"])
+def test_an_algorithm_step_leaves_the_checkpoint_as_it_was(
+        algo: str, trained_runs: Callable[[str], tuple[Agent, Path]]) -> None:
+    landscape_mod = importlib.import_module("pgclaims.measure.landscape")
+    agent, _ = trained_runs(algo)  # trained: PPO's Adam has moments
+    batch = FrozenSampler(agent).batch(512, rng_for(SEED, 1))
+    saved = copy.deepcopy(agent.policy_opt.state_dict()) if agent.policy_opt else None
+    first = landscape_mod.algorithm_step(agent, batch, rng_for(SEED, 2))
+    second = landscape_mod.algorithm_step(agent, batch, rng_for(SEED, 2))
+    assert torch.equal(first.delta, second.delta)
+    if saved is not None:
+        now = agent.policy_opt.state_dict()["state"]
+        assert saved["state"] and all(torch.equal(v, now[k][n])
+                                      for k, st in saved["state"].items() for n, v in st.items())
 
 
 def _summary(batch: Batch, _: object) -> tuple[float, float, int]:

@@ -23,10 +23,11 @@ from filelock import FileLock
 from pgclaims.agents.agent import Agent
 from pgclaims.agents.networks import flat_params
 
-MEASURE_VERSION = 2
+MEASURE_VERSION = 3
 """Bump when a change alters what a measurement returns for the same inputs (2: the batched
 MuJoCo sampler is the default for Hopper-v5, Walker2d-v5 and Humanoid-v5, and agent ids cover
-the normalizer statistics)."""
+the normalizer statistics; 3: a PPO step starts from a copy of the checkpoint's Adam state,
+which earlier steps of the same process used to advance in place)."""
 
 T = TypeVar("T")
 

@@ -65,7 +65,9 @@ def algorithm_step(agent: Agent, batch: Batch, rng: np.random.Generator) -> Step
     if isinstance(hp, ppo.PPOConfig):
         assert agent.policy_opt is not None
         opt = torch.optim.Adam(policy.parameters(), lr=hp.policy_lr, eps=hp.adam_eps, fused=True)
-        opt.load_state_dict(agent.policy_opt.state_dict())
+        # a copy: load_state_dict keeps the checkpoint's moment tensors when dtype and device
+        # match, and Adam updates them in place, so each step would start from the last one's
+        opt.load_state_dict(copy.deepcopy(agent.policy_opt.state_dict()))
         for group in opt.param_groups:  # the LR the agent's next iteration would use
             group["lr"] = hp.policy_lr * lr_factor(hp, agent.iteration, agent.config.iterations)
         ppo.policy_update(policy, opt, obs, act, logp_old, adv_update, hp, rng, center=center)
