@@ -277,17 +277,19 @@ DEFAULT = Scale(
 )
 NIGHTLY = Scale(
     name="nightly",
-    description="every committed fixture including Humanoid; N up to 1.3e5 with 1e6-pair true "
-                "gradients (2e6 for Humanoid), 4x4 landscapes up to 2e4 pairs per point",
-    wall_time="estimated 5-6 h on 2 CPU cores (about 2.6e8 pairs; estimated from measured "
-              "per-pair cost, not yet run end to end)",
-    envs=("Hopper-v5", "Walker2d-v5", "Humanoid-v5"), algos=("ppo", "trpo"), seeds=(0, 1, 2),
-    iterations=500, source="fixtures",
+    description="both protocols' committed fixtures (3 envs x 2 algos x 5 seeds); N up to "
+                "1.3e5 with 1e6-pair true gradients (2e6 for Humanoid), 4x4 landscapes up to "
+                "2e4 pairs per point. A cluster job (--backend ray): it does not fit the 2-hour "
+                "budget on 2 cores (README, Scales)",
+    wall_time="cluster scale: about 65 core-hours (8.8e8 pairs), about 50 min on 100 cores "
+              "and 40 h on 2 (estimated by `pgclaims plan --scale nightly`, 2026-12-01)",
+    envs=("Hopper-v5", "Walker2d-v5", "Humanoid-v5"), algos=("ppo", "trpo"),
+    seeds=(0, 1, 2, 3, 4), iterations=500, source="fixtures",
     n_grid=(128, 512, 2048, 8192, 32_768, 131_072), repeats=10,
     true_grad_n=1_000_000, true_grad_n_by_env=(("Humanoid-v5", 2_000_000),), heldout_n=8192,
     true_value_n=204_800, landscape_steps=(0.0, 1.0, 2.0, 3.0), landscape_n=(2048, 20_480),
     landscape_ref_n=102_400, high_sample_step_n=204_800, step_eval_n=32_768,
-    protocols=("table1",),  # the first fixtures, until the 5-seed Humanoid ones are committed
+    protocols=("authors", "corrected"),
 )
 PAPER = Scale(
     name="paper",
