@@ -383,6 +383,23 @@ def test_cache_computes_once(bandit: Agent, cache_root: Path) -> None:
     assert not list(cache_root.rglob("*.tmp"))
 
 
+def test_a_version_bump_recomputes_only_the_kinds_it_changed(
+        bandit: Agent, cache_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Version 3 changed algorithm steps: cached gradient and value studies of version 2 are
+    still read, step and landscape studies are computed again."""
+    toy = Toy(np.array([1.0]), {})
+    calls, compute = counting(toy)
+    monkeypatch.setattr(cache, "MEASURE_VERSION", 2)
+    for kind in ("gradients", "value", "steps", "landscape"):
+        cache.cached(kind, bandit, {}, SEED, Toy, compute)
+    assert len(calls) == 4
+    monkeypatch.setattr(cache, "MEASURE_VERSION", 3)
+    for kind in ("gradients", "value", "steps", "landscape"):
+        cache.cached(kind, bandit, {}, SEED, Toy, compute)
+    assert len(calls) == 6
+    assert [len(cache.records(k)) for k in ("gradients", "steps")] == [1, 1]
+
+
 def test_agent_id_covers_the_normalizer_statistics(bandit: Agent) -> None:
     """Same weights, other observation or reward statistics (e.g. another VecNormalize file):
     another agent, so the cache never hands one's results to the other."""

@@ -1,7 +1,7 @@
 """On-disk cache of measurement results, content-addressed and safe under pytest-xdist.
 
 Key: the checkpoint's identity (training-config key, iteration, a hash of its parameters), the
-measurement kind and arguments, the seed and :data:`MEASURE_VERSION`. A file lock per key means
+measurement kind and arguments, the seed and the kind's version (:func:`version`). A file lock per key means
 two workers never compute the same thing twice: the second waits and reads. Results are written
 atomically (temporary file, then rename), so an interrupted computation leaves nothing behind.
 """
@@ -28,6 +28,18 @@ MEASURE_VERSION = 3
 MuJoCo sampler is the default for Hopper-v5, Walker2d-v5 and Humanoid-v5, and agent ids cover
 the normalizer statistics; 3: a PPO step starts from a copy of the checkpoint's Adam state,
 which earlier steps of the same process used to advance in place)."""
+
+KIND_VERSIONS = {"gradients": 2, "value": 2}
+"""Kinds whose results the latest bumps did not change keep their version, so their cached
+results stay valid: version 3 changed algorithm steps only, which the gradient and value
+studies never take (the step and landscape studies do)."""
+
+
+def version(kind: str) -> int:
+    """The version in ``kind``'s cache keys: :data:`MEASURE_VERSION` unless the latest bumps
+    left the kind's results unchanged (:data:`KIND_VERSIONS`)."""
+    return KIND_VERSIONS.get(kind, MEASURE_VERSION)
+
 
 T = TypeVar("T")
 
@@ -86,7 +98,7 @@ def cached(kind: str, agent: Agent, args: dict[str, Any], seed: int, cls: type[T
     index = {"kind": kind, "agent_id": agent_id(agent), "env": agent.config.env_id,
              "algo": agent.config.algo, "seed": agent.config.seed,
              "iteration": agent.iteration, "args": args, "measure_seed": seed,
-             "measure_version": MEASURE_VERSION}
+             "measure_version": version(kind)}
     if agent.config.protocol != "table1":  # keyed since protocols exist; table1 keys unchanged
         index["protocol"] = agent.config.protocol
     key = hashlib.sha256(json.dumps(index, sort_keys=True).encode()).hexdigest()[:20]
@@ -113,14 +125,14 @@ def cached(kind: str, agent: Agent, args: dict[str, Any], seed: int, cls: type[T
 
 
 def records(kind: str, args: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Cached records of ``kind`` (index and decoded result) of this :data:`MEASURE_VERSION`,
+    """Cached records of ``kind`` (index and decoded result) of its current :func:`version`,
     and measured with ``args`` when given, for redrawing figures."""
     out = []
     for path in sorted((cache_dir() / kind).glob("*.json")):
         try:
             rec = json.loads(path.read_text())
             ix = rec["index"]
-            if ix["measure_version"] != MEASURE_VERSION or (
+            if ix["measure_version"] != version(kind) or (
                     args is not None and ix["args"] != json.loads(json.dumps(args))):
                 continue
             out.append({"index": ix, "result": _decode(rec["result"])})
