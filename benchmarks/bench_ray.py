@@ -71,6 +71,26 @@ def _same(a: Any, b: Any) -> bool:
     return True
 
 
+def _alternate(benchmark: Any, measure: Any, *also: Any
+               ) -> tuple[dict[str, float], Any, dict[str, list[float]]]:
+    """ROUNDS rounds of ``measure(name)`` (-> (seconds, result)) for local then ray; asserts
+    that every result (and ``also``) equals the first local one. Returns the median seconds per
+    backend, that result and every round's seconds."""
+    times: dict[str, list[float]] = {"local": [], "ray": []}
+    results: list[Any] = []
+
+    def one_round() -> None:
+        for name in ("local", "ray"):
+            seconds, result = measure(name)
+            times[name].append(seconds)
+            results.append(result)
+
+    benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)
+    assert len(times["local"]) == len(times["ray"]) == ROUNDS
+    assert all(_same(results[0], r) for r in [*results[1:], *also])
+    return {name: statistics.median(t) for name, t in times.items()}, results[0], times
+
+
 @pytest.mark.benchmark(group="backend")
 @pytest.mark.parametrize("path", ["gymnasium", "batched"])
 def test_figure_1_2_ray_over_local(benchmark: Any, path: str,
@@ -84,20 +104,7 @@ def test_figure_1_2_ray_over_local(benchmark: Any, path: str,
         backend.start_local_ray(num_cpus=WORKERS)
     init_s = time.perf_counter() - t0
     cold_s, first = _curve(agent, "ray")
-    times: dict[str, list[float]] = {"local": [], "ray": []}
-    studies: dict[str, list[GradientStudy]] = {"local": [], "ray": []}
-
-    def one_round() -> None:
-        for name in ("local", "ray"):
-            seconds, study = _curve(agent, name)
-            times[name].append(seconds)
-            studies[name].append(study)
-
-    benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)
-    assert len(times["local"]) == len(times["ray"]) == ROUNDS
-    reference = studies["local"][0]
-    assert all(_same(reference, s) for s in studies["local"] + studies["ray"] + [first])
-    med = {name: statistics.median(t) for name, t in times.items()}
+    med, reference, times = _alternate(benchmark, lambda name: _curve(agent, name), first)
     ratio = med["ray"] / med["local"]
     info = {"agent": source, "sampler": path, "pairs": int(reference.meta["pairs_sampled"]),
             "workers": WORKERS, "rounds": ROUNDS, "seconds": times,
@@ -134,19 +141,7 @@ def test_landscape_ray_over_local(benchmark: Any) -> None:
     if not ray.is_initialized():
         backend.start_local_ray(num_cpus=WORKERS)
     _landscape(agent, "ray")  # warm the Ray workers' imports
-    times: dict[str, list[float]] = {"local": [], "ray": []}
-    results: dict[str, list[Any]] = {"local": [], "ray": []}
-
-    def one_round() -> None:
-        for name in ("local", "ray"):
-            seconds, result = _landscape(agent, name)
-            times[name].append(seconds)
-            results[name].append(result)
-
-    benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)
-    reference = results["local"][0]
-    assert all(_same(reference, r) for r in results["local"][1:] + results["ray"])
-    med = {name: statistics.median(t) for name, t in times.items()}
+    med, _, times = _alternate(benchmark, lambda name: _landscape(agent, name))
     ratio = med["ray"] / med["local"]
     info = {"agent": source, "landscape": {k: list(v) if isinstance(v, tuple) else v
                                            for k, v in LANDSCAPE.items()},
