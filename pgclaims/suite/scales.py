@@ -317,8 +317,8 @@ PAPER_MINI = Scale(
                 "the LR grid at 2048 and 20480 steps per iteration, 7x7 landscapes and the "
                 "high-sample step, so every claim gets a verdict through the paper's code; "
                 "3-iteration agents are not trained agents, so few verdicts mean anything",
-    wall_time="about 1.4 core-hours (1.3e7 pairs): estimated 54 min on 2 free CPU cores with "
-              "-n 2, training included; measured 2 h 23 min on 2 cores shared with other work",
+    wall_time="38 min measured on 2 CPU cores with -n 2 from a fresh clone, training included "
+              "(2026-12-01; about 1.4 core-hours, 1.3e7 pairs, by `pgclaims plan`)",
     envs=("Hopper-v5", "Walker2d-v5", "Humanoid-v5"), algos=("ppo", "trpo"), seeds=(0, 1),
     iterations=3, source="train", n_grid=(256, 1024, 2048, 8192), repeats=10,
     true_grad_n=65_536, heldout_n=2048, true_value_n=20_480, landscape_steps=HALF_STEPS,
