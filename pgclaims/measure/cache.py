@@ -1,9 +1,10 @@
 """On-disk cache of measurement results, content-addressed and safe under pytest-xdist.
 
 Key: the checkpoint's identity (training-config key, iteration, a hash of its parameters), the
-measurement kind and arguments, the seed and the kind's version (:func:`version`). A file lock per key means
-two workers never compute the same thing twice: the second waits and reads. Results are written
-atomically (temporary file, then rename), so an interrupted computation leaves nothing behind.
+measurement kind and arguments, the seed and the kind's version (:func:`version`). A file lock
+per key means two workers never compute the same thing twice: the second waits and reads.
+Results are written atomically (temporary file, then rename), so an interrupted computation
+leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ MEASURE_VERSION = 3
 """Bump when a change alters what a measurement returns for the same inputs (2: the batched
 MuJoCo sampler is the default for Hopper-v5, Walker2d-v5 and Humanoid-v5, and agent ids cover
 the normalizer statistics; 3: a PPO step starts from a copy of the checkpoint's Adam state,
-which earlier steps of the same process used to advance in place)."""
+which earlier steps of the same process used to advance in place). A bump that changes a kind
+listed in :data:`KIND_VERSIONS` takes that kind out of it."""
 
 KIND_VERSIONS = {"gradients": 2, "value": 2}
 """Kinds whose results the latest bumps did not change keep their version, so their cached
