@@ -14,7 +14,7 @@ that reason.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pytest
@@ -30,6 +30,9 @@ except ImportError:  # pragma: no cover - the plugin provides it
         import sys
 
         print(msg, file=sys.stderr)
+
+
+T = TypeVar("T")
 
 
 class Study:
@@ -62,9 +65,18 @@ class Study:
     def _say(self, what: str, env: str, algo: str, seed: int, it: int) -> Callable[[str], None]:
         return lambda msg: _progress(f"{what} {env} {algo} seed {seed} it {it}: {msg}")
 
+    def _done(self, kind: str, env: str, algo: str, seed: int, it: int, result: T) -> T:
+        """``result``, after telling the run's overall progress line that this unit is done."""
+        from pgclaims.suite.eta import unit_done
+        from pgclaims.suite.plan import measure_ident
+
+        unit_done(measure_ident(kind, self.agents.protocol, env, algo, seed, it))
+        return result
+
     def gradients(self, env: str, algo: str, seed: int, it: int) -> measure.GradientStudy:
-        return measure.gradients(self.agent(env, algo, seed, it), self.cfg_for(env),
-                                 progress=self._say("gradients", env, algo, seed, it))
+        return self._done("gradients", env, algo, seed, it, measure.gradients(
+            self.agent(env, algo, seed, it), self.cfg_for(env),
+            progress=self._say("gradients", env, algo, seed, it)))
 
     @property
     def external(self) -> bool:
@@ -72,7 +84,7 @@ class Study:
 
     def value(self, env: str, algo: str, seed: int, it: int) -> measure.ValueStudy:
         agent = self.agent(env, algo, seed, it)
-        study = measure.value(agent, self.cfg_for(env))
+        study = self._done("value", env, algo, seed, it, measure.value(agent, self.cfg_for(env)))
         if self.external and agent.last_fit is None:
             return _WithoutTrainPairs(study, f"{env} {algo} seed {seed} it {it}")  # type: ignore
         return study
@@ -85,11 +97,13 @@ class Study:
         return agent
 
     def steps(self, env: str, algo: str, seed: int, it: int) -> measure.StepStudy:
-        return measure.steps(self._stepping(env, algo, seed, it), self.cfg_for(env))
+        return self._done("steps", env, algo, seed, it, measure.steps(
+            self._stepping(env, algo, seed, it), self.cfg_for(env)))
 
     def landscape(self, env: str, algo: str, seed: int, it: int) -> measure.Landscape:
-        return measure.landscapes(self._stepping(env, algo, seed, it), self.cfg_for(env),
-                                  progress=self._say("landscape", env, algo, seed, it))
+        return self._done("landscape", env, algo, seed, it, measure.landscapes(
+            self._stepping(env, algo, seed, it), self.cfg_for(env),
+            progress=self._say("landscape", env, algo, seed, it)))
 
     def train_variant(self, env: str, algo: str, seed: int, **overrides: Any) -> Any:
         """A training run of the scale's length with Table 1 changed by ``overrides`` (ablations),
@@ -108,7 +122,12 @@ class Study:
         run_dir.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(run_dir) + ".lock"):
             _progress(f"ablation {env} {algo} seed {seed} {overrides}: training or loading")
-            return train(cfg, run_dir, progress=False)
+            run = train(cfg, run_dir, progress=False)
+        from pgclaims.suite.eta import unit_done
+        from pgclaims.suite.plan import ablation_ident
+
+        unit_done(ablation_ident(cfg.key()))
+        return run
 
     @property
     def protocol(self) -> Any:

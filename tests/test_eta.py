@@ -5,7 +5,9 @@ the line a small claims run prints to stderr and to progress.log (pytester, toy 
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -219,6 +221,82 @@ def test_every_zero_prints_after_each_test() -> None:
     tracker.finished("not-collected")
     assert [line.split("] ", 1)[1].split(",")[0] for line in lines] == [
         "run: 0/4 tests", "run: 1/4 tests", "run: 2/4 tests", "run: 3/4 tests", "run: 4/4 tests"]
+
+
+def test_units_reported_between_tests_move_the_line(tmp_path: Path) -> None:
+    """A unit a worker reports counts before any test ends; a torn last line waits."""
+    units = eta.units_path(tmp_path)
+    units.write_text("stale-from-an-earlier-run\n")
+    lines: list[str] = []
+    clock = Clock()
+    tracker = eta.Tracker(lines.append, started=0.0, every=30, clock=clock, wall=lambda: 0.0,
+                          units_file=units)
+    tracker.start(LEDGER)
+    tracker._stop.set()  # this test drives tick() itself: no timer
+    assert not units.exists() and len(lines) == 1  # an earlier run's file is not this run's
+    eta.record_units_to(units)
+    try:
+        eta.unit_done("c")  # t3's unit, its test still running
+        eta.unit_done("not-in-the-ledger")
+    finally:
+        eta.record_units_to(None)
+    eta.unit_done("a")  # outside a claims run: a no-op
+    with open(units, "a") as f:
+        f.write("b")  # a line still being written
+    clock.now += 10
+    tracker.tick()
+    assert len(lines) == 1  # too soon
+    clock.now += 20
+    tracker.tick()
+    assert len(lines) == 2 and "run: 0/4 tests, ~600 of ~1.0e3 pairs done, elapsed 30 s, " \
+        "ETA 20 s" in lines[1], lines
+    with open(units, "a") as f:
+        f.write("\n")
+    tracker.finished("t2")  # b is already done: counted once
+    tracker.final()
+    assert "run: end, 1/4 tests, ~900 of ~1.0e3 pairs done" in lines[-1], lines
+    assert not units.exists()
+
+
+def test_the_timer_prints_while_no_test_ends(tmp_path: Path) -> None:
+    lines: list[str] = []
+    tracker = eta.Tracker(lines.append, started=0.0, every=0.05,
+                          units_file=eta.units_path(tmp_path))
+    tracker.start(LEDGER)
+    eta.units_path(tmp_path).write_text("a\n")
+    deadline = time.monotonic() + 10
+    while not any("~100 of" in line for line in lines) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    tracker.final()
+    count = len(lines)
+    time.sleep(0.2)
+    assert any("run: 0/4 tests, ~100 of ~1.0e3 pairs done" in line for line in lines), lines
+    assert len(lines) == count and "run: end" in lines[-1]  # final() stopped the timer
+
+
+@pytest.mark.parametrize("kind", ["gradients", "value", "steps", "landscape"])
+def test_the_claims_study_reports_the_plans_idents(tmp_path: Path, kind: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the claims' ``study`` reports is the ident the plan gave that measurement."""
+    from claims.conftest import Study
+    from pgclaims import measure
+
+    scale = get_scale("smoke")
+    agents = SimpleNamespace(protocol="authors", get=lambda *a: SimpleNamespace(
+        config=SimpleNamespace(algo="trpo"), policy_opt=None, last_fit=object()))
+    fn = {"gradients": "gradients", "value": "value", "steps": "steps",
+          "landscape": "landscapes"}[kind]
+    monkeypatch.setattr(measure, fn, lambda *a, **k: "result")
+    eta.record_units_to(eta.units_path(tmp_path))
+    try:
+        it = scale.late[-1]
+        assert getattr(Study(scale, agents), kind)("Hopper-v5", "trpo", 1, it) == "result"
+    finally:
+        eta.record_units_to(None)
+    (ident,) = eta.units_path(tmp_path).read_text().splitlines()
+    task = plan.build(scale).tasks[ident]
+    assert (task.kind, task.protocol, task.env, task.algo, task.seed, task.iteration) == (
+        kind, "authors", "Hopper-v5", "trpo", 1, it)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ import pytest
 from filelock import FileLock, Timeout
 
 from pgclaims.suite import external
+from pgclaims.suite.eta import unit_done
 from pgclaims.suite.progress import progress, worker_id
 from pgclaims.suite.scales import Scale
 
@@ -187,6 +188,9 @@ class AgentStore:
                 self._train_locked(config, run_dir, label)
             finally:
                 lock.release()
+        from pgclaims.suite.plan import training_ident
+
+        unit_done(training_ident(self.protocol, env, algo, seed))
         self._trained[key] = run_dir
         return run_dir
 

@@ -21,13 +21,21 @@ Under xdist the controller collects nothing: each worker writes its ledger to
 ``reports/<run-id>/.eta-<worker>.json`` at collection and the controller reads (and deletes)
 the first one when that worker reports its collection.
 
+Between tests, the processes that measure say which units they finished: :func:`unit_done`
+appends the unit's ident to ``reports/<run-id>/.units-done`` (one short ``O_APPEND`` write per
+line, so lines of concurrent workers do not tear; :func:`record_units_to` names the file in
+each process). A unit so reported counts as done even while the test that asked for it is
+still running, and the controller also prints a line every ``--eta-every`` seconds from a
+timer, so a run whose first tests each wait on many measurements is not silent for minutes.
+
 Approximations:
 
 - A test needs the units that :data:`pgclaims.suite.plan.USES` lists for its claim, restricted
   to the protocol, env, algo and checkpoint its parameters fix. A parameter of the test's own
   (``grad.decays_with_task``'s ``easier`` env) does not narrow it: such a test counts the units
   of every env at its checkpoint.
-- A unit is done when the first test needing it finishes, whatever the outcome (a test that
+- A unit is done when a process reports it or when the first test needing it finishes,
+  whatever the outcome (a test that
   fails before measuring marks units done that a later test still computes), and a
   measurement found in the cache from an earlier run counts as much as one computed now: the
   first ETAs of a partly cached run are too short until uncached work dominates.
@@ -41,15 +49,17 @@ Approximations:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pgclaims.suite.progress import stamp
+from pgclaims.suite.progress import Sink, log_file_sink, stamp
 
 if TYPE_CHECKING:
     from pgclaims.suite.plan import Plan
@@ -178,11 +188,38 @@ class Progress:
         return None if done <= 0 else self.elapsed * (1 - done) / done
 
 
-def estimate(ledger: Ledger, finished: Collection[str], elapsed: float) -> Progress:
+UNITS_FILE = ".units-done"
+"""The file of a run folder that measuring processes append finished unit idents to."""
+
+_units_sink: Sink | None = None
+
+
+def units_path(run_dir: Path) -> Path:
+    """Where the processes of the run in ``run_dir`` report the units they finished."""
+    return run_dir / UNITS_FILE
+
+
+def record_units_to(path: Path | None) -> None:
+    """Make :func:`unit_done` append to ``path`` in this process (None: report nothing)."""
+    global _units_sink
+    _units_sink = None if path is None else log_file_sink(path)
+
+
+def unit_done(ident: str) -> None:
+    """Report that this process finished (computed or read from the cache) the unit
+    ``ident`` (:attr:`pgclaims.suite.plan.Task.ident`); a no-op outside a claims run."""
+    if _units_sink is not None:
+        _units_sink(ident)
+
+
+def estimate(ledger: Ledger, finished: Collection[str], elapsed: float,
+             units: Collection[str] = ()) -> Progress:
     """The progress of a run whose tests ``finished`` (nodeids) are done after ``elapsed``
-    wall seconds; finished tests outside the ledger are ignored."""
+    wall seconds and whose processes reported the ``units`` (idents) done; finished tests
+    and units outside the ledger are ignored."""
     done_tests = [n for n in ledger.tests if n in finished]
     done = {u for n in done_tests for u in ledger.tests[n]}
+    done.update(u for u in units if u in ledger.pairs)
     return Progress(len(done_tests), len(ledger.tests), sum(ledger.pairs[u] for u in done),
                     sum(ledger.pairs.values()), elapsed, ledger.note)
 
@@ -221,7 +258,9 @@ class Tracker:
     """The controller's side: :meth:`start` with the ledger, :meth:`finished` per test,
     :meth:`final` at the end; lines go to ``sink``, at most one per ``every`` seconds besides
     the first and the last. ``started`` is the run's start (``time.time()``); elapsed times
-    come from ``clock`` (monotonic, so they never go backwards)."""
+    come from ``clock`` (monotonic, so they never go backwards). With ``units_file`` (the
+    run's :func:`units_path`) the units reported there count as done, and :meth:`start`
+    also starts a timer thread that calls :meth:`tick` every ``every`` seconds."""
 
     sink: Callable[[str], None]
     started: float
@@ -231,7 +270,12 @@ class Tracker:
     ledger: Ledger | None = None
     finished_tests: set[str] = field(default_factory=set)
     last_line: float = float("-inf")
+    units_file: Path | None = None
+    units: set[str] = field(default_factory=set)
     origin: float = field(init=False)
+    _read: int = field(default=0, init=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, init=False)
+    _stop: threading.Event = field(default_factory=threading.Event, init=False)
 
     def __post_init__(self) -> None:
         self.origin = self.clock() - max(0.0, self.wall() - self.started)
@@ -245,37 +289,86 @@ class Tracker:
         """Wall seconds since the run started."""
         return self.clock() - self.origin
 
+    def poll(self) -> None:
+        """Read the unit idents appended to ``units_file`` since the last poll (whole lines
+        only: a line still being written is read next time)."""
+        if self.units_file is None:
+            return
+        try:
+            with open(self.units_file, "rb") as f:
+                f.seek(self._read)
+                chunk = f.read()
+        except OSError:
+            return
+        whole = chunk[: chunk.rfind(b"\n") + 1]
+        self._read += len(whole)
+        self.units.update(line for line in whole.decode("utf-8", "replace").splitlines() if line)
+
     def progress(self) -> Progress | None:
         """The run's progress now; None before :meth:`start`."""
         if self.ledger is None:
             return None
-        return estimate(self.ledger, self.finished_tests, self.elapsed())
+        with self._lock:
+            self.poll()
+            return estimate(self.ledger, self.finished_tests, self.elapsed(), self.units)
 
     def _emit(self, final: bool = False) -> None:
-        p = self.progress()
-        if p is not None:
-            self.last_line = self.clock()
-            self.sink(stamp(render(p, final), who="main"))
+        with self._lock:
+            p = self.progress()
+            if p is not None:
+                self.last_line = self.clock()
+                self.sink(stamp(render(p, final), who="main"))
 
     def start(self, ledger: Ledger) -> None:
         """Begin tracking the run's tests (once; later calls are ignored) and print the first
-        line: nothing done, ETA unknown."""
-        if self.ledger is None:
+        line: nothing done, ETA unknown. A ``units_file`` left by an earlier run of the same
+        run id is removed first (no test of this run has run yet)."""
+        with self._lock:
+            if self.ledger is not None:
+                return
+            if self.units_file is not None:
+                with contextlib.suppress(OSError):
+                    self.units_file.unlink(missing_ok=True)
             self.ledger = ledger
             self._emit()
+        if self.units_file is not None and self.every > 0:
+            threading.Thread(target=self._timer, name="pgclaims-eta", daemon=True).start()
+
+    def _timer(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                self.tick()
+            except Exception as exc:  # progress lines must never stop a claims run
+                print(stamp(f"progress timer stopped: {exc}", who="main"), file=sys.stderr)
+                return
+
+    def tick(self) -> None:
+        """Print a line if ``every`` seconds have passed since the last one (the timer's
+        call, between test ends)."""
+        with self._lock:
+            if self.ledger is not None and self.clock() - self.last_line >= self.every:
+                self._emit()
 
     def finished(self, nodeid: str) -> None:
         """Test ``nodeid`` has finished; print a line if ``every`` seconds have passed."""
-        if self.ledger is None or nodeid not in self.ledger.tests:
-            return
-        self.finished_tests.add(nodeid)
-        if self.clock() - self.last_line >= self.every:
-            self._emit()
+        with self._lock:
+            if self.ledger is None or nodeid not in self.ledger.tests:
+                return
+            self.finished_tests.add(nodeid)
+            if self.clock() - self.last_line >= self.every:
+                self._emit()
 
     def final(self) -> None:
-        """The session's last line, with the total elapsed time."""
-        self._emit(final=True)
+        """The session's last line, with the total elapsed time; stops the timer and removes
+        ``units_file``."""
+        self._stop.set()
+        with self._lock:
+            self._emit(final=True)
+            if self.units_file is not None and self.ledger is not None:
+                with contextlib.suppress(OSError):
+                    self.units_file.unlink(missing_ok=True)
 
 
-__all__ = ["Ledger", "Progress", "Tracker", "build_ledger", "estimate", "ledger_path",
-           "render", "save", "take", "units_of"]
+__all__ = ["UNITS_FILE", "Ledger", "Progress", "Tracker", "build_ledger", "estimate",
+           "ledger_path", "record_units_to", "render", "save", "take", "unit_done", "units_of",
+           "units_path"]

@@ -172,7 +172,22 @@ def ablation_task(scale: Scale, protocol: str, env: str, algo: str, seed: int,
     steps = cfg.hyper.steps_per_iteration
     return Task("ablation", protocol, env, algo, seed, pairs=budget.training_pairs(
         scale.iterations, steps), iterations=scale.iterations, steps_per_iteration=steps,
-        overrides=items, ident=f"ablation/{cfg.key()}")
+        overrides=items, ident=ablation_ident(cfg.key()))
+
+
+def measure_ident(kind: str, protocol: str, env: str, algo: str, seed: int, it: int) -> str:
+    """The :attr:`Task.ident` of measurement ``kind`` of one agent at checkpoint ``it``."""
+    return f"{kind}/{protocol}/{env}/{algo}/{seed}/{it}"
+
+
+def training_ident(protocol: str, env: str, algo: str, seed: int) -> str:
+    """The :attr:`Task.ident` of training one of the scale's own agents."""
+    return f"training/{protocol}/{env}/{algo}/{seed}"
+
+
+def ablation_ident(config_key: str) -> str:
+    """The :attr:`Task.ident` of the ablation run whose training config key is ``config_key``."""
+    return f"ablation/{config_key}"
 
 
 def measure_config(scale: Scale, env: str) -> MeasureConfig:
@@ -185,7 +200,7 @@ def agent_task(scale: Scale, protocol: str, env: str, algo: str, seed: int) -> T
     """Training one of the scale's own agents (``iterations`` of 2048 pairs)."""
     return Task("training", protocol, env, algo, seed,
                 pairs=budget.training_pairs(scale.iterations), iterations=scale.iterations,
-                ident=f"training/{protocol}/{env}/{algo}/{seed}")
+                ident=training_ident(protocol, env, algo, seed))
 
 
 def _fixture_present(scale: Scale, task: Task) -> bool:
@@ -237,6 +252,7 @@ def _add_claim(plan: Plan, claim: Claim, cfg: MeasureConfig, protocol: str, env:
         pairs = budget.pairs(use.kind, cfg)
         for it in checkpoints(scale, use.at):
             plan.add(Task(use.kind, protocol, env, algo, seed, it, pairs,
-                          ident=f"{use.kind}/{protocol}/{env}/{algo}/{seed}/{it}"), claim.id)
+                          ident=measure_ident(use.kind, protocol, env, algo, seed, it)),
+                     claim.id)
     if measures and scale.source != "external":
         plan.add(agent_task(scale, protocol, env, algo, seed), claim.id)

@@ -214,6 +214,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if state is None:
         return
     progress_mod.set_sink(state.previous_sink)
+    eta_mod.record_units_to(None)
     if state.default_junit is not None and len(state.collector) == 0:
         # No claims test ran (e.g. the library tests): leave no run folder behind.
         state.default_junit.unlink(missing_ok=True)

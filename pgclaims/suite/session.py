@@ -104,7 +104,8 @@ class RunSession:
         self.warnings: list[str] = []
         self.eta = eta.Tracker(progress_mod.log_file_sink(state.run_dir / "progress.log",
                                                           state.echo),
-                               state.started, config.getoption("pgclaims_eta_every"))
+                               state.started, config.getoption("pgclaims_eta_every"),
+                               units_file=eta.units_path(state.run_dir))
 
     # -- start ----------------------------------------------------------------------------
 
@@ -185,6 +186,7 @@ class RunSession:
         items[:] = kept
         if any(row_of(item.user_properties) for item in kept):
             progress_mod.set_sink(progress_mod.log_file_sink(s.run_dir / "progress.log", s.echo))
+            eta.record_units_to(eta.units_path(s.run_dir))
 
     @pytest.hookimpl(tryfirst=True)  # in an xdist worker: before xdist reports the collection
     def pytest_collection_finish(self, session: pytest.Session) -> None:
