@@ -17,7 +17,9 @@ fit (default 30, as measured): every epoch touches every row the same way.
 
 Prints one JSON line: the peak resident set of this process and of the largest worker
 (``getrusage``; both in MiB), their sum as the job's total (parent + ``workers`` x worker),
-and the wall time. Uses the committed fixture of ``--env`` when it exists, else a fresh agent.
+and the wall time. Measures the committed fixture of ``--env`` / ``--algo`` / ``--protocol``
+(seed 0, ``--iteration``); a missing fixture is an error that names it, and ``--fresh`` asks for
+an untrained agent of the same networks instead (the arrays, hence the memory, are the same).
 """
 
 from __future__ import annotations
@@ -66,18 +68,26 @@ def main() -> None:
     parser.add_argument("--env", default="Humanoid-v5")
     parser.add_argument("--algo", default="ppo")
     parser.add_argument("--iteration", type=int, default=450)
+    parser.add_argument("--protocol", default="authors",
+                        help="protocol of the fixture measured (default: authors)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="an untrained agent instead of the fixture")
     parser.add_argument("--workers", type=int, default=None,
                         help="worker processes (default: pgclaims' default, all cores)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
     torch.set_num_threads(1)
-    try:
-        agent = load(args.env, args.algo, 0, args.iteration)
-        source = f"fixture {args.env} {args.algo} seed 0 iteration {args.iteration}"
-    except FixtureError:
-        agent = make_agent(TrainConfig.create(args.env, args.algo, 0))
-        source = f"fresh {args.env} {args.algo} agent (no fixture)"
+    if args.fresh:
+        agent = make_agent(TrainConfig.create(args.env, args.algo, 0, protocol=args.protocol))
+        source = f"fresh {args.protocol} {args.env} {args.algo} agent"
+    else:
+        try:
+            agent = load(args.env, args.algo, 0, args.iteration, protocol=args.protocol)
+        except FixtureError as exc:
+            parser.error(f"{exc} (or --fresh for an untrained agent)")
+        source = (f"fixture {args.protocol} {args.env} {args.algo} seed 0 iteration "
+                  f"{args.iteration}")
     make_env(args.env).close()
     workers = resolve_workers(args.workers)
     n = int(args.pairs)
