@@ -35,10 +35,10 @@ Approximations:
   (``grad.decays_with_task``'s ``easier`` env) does not narrow it: such a test counts the units
   of every env at its checkpoint.
 - A unit is done when a process reports it or when the first test needing it finishes,
-  whatever the outcome (a test that
-  fails before measuring marks units done that a later test still computes), and a
-  measurement found in the cache from an earlier run counts as much as one computed now: the
-  first ETAs of a partly cached run are too short until uncached work dominates.
+  whatever the outcome (a test that fails before measuring marks units done that a later test
+  still computes), and a measurement found in the cache from an earlier run counts as much as
+  one computed now: the first ETAs of a partly cached run are too short until uncached work
+  dominates.
 - Pairs stand for time: a training pair (sampling plus updates) and a frozen-sampler pair
   weigh the same, and a gradient study's reductions and true-value fit are not counted.
 - Tests of claims without a plan entry (a project's own registered claims) and tests that are
