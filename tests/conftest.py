@@ -8,10 +8,21 @@ other deadlines, than a local run. Choose a profile with ``PGCLAIMS_HYPOTHESIS_P
   numeric kernels share a noisy machine with fixture training, so wall-clock deadlines would
   only measure the neighbours).
 - ``explore``: random examples, 10x as many, with the example database, for hunting bugs locally.
+
+The claims suite's plugins and the report's plotting stack are imported here, once, before any
+test runs. pytester's in-process runs (test_plugin, test_eta, test_backend,
+test_external_agents) restore ``sys.modules`` when they end, dropping every module the inner
+session imported first; native extensions among them (contourpy, scipy's pybind11 modules)
+cannot be initialised twice in one process, so a later test on the same xdist worker failed
+with ``generic_type: type "FillType" is already registered!`` whenever an inner run happened
+to be the first to render a figure there. :data:`PRELOADED` lists what is imported;
+``tests/test_report.py`` checks that a claims session plus a report render loads no native
+module beyond it.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +37,17 @@ from pgclaims.agents.agent import Agent, TrainConfig, advantages, make_agent
 from pgclaims.agents.envs import make_env
 from pgclaims.agents.rollout import collect
 from pgclaims.agents.train import train
+
+PRELOADED = (
+    "pgclaims.suite.plugin",
+    "pgclaims.report.plugin",
+    "matplotlib.backends.backend_agg",  # loaded by the first text layout of a figure
+    "contourpy",  # loaded by the first Axes
+    "mujoco",  # loaded by the first MuJoCo environment
+    "mujoco.batch",  # loaded by the lockstep sampler
+)
+for _name in PRELOADED:
+    importlib.import_module(_name)
 
 settings.register_profile(
     "pgclaims",

@@ -8,6 +8,9 @@ import multiprocessing
 import os
 import re
 import shutil
+import subprocess
+import sys
+import textwrap
 from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
@@ -615,3 +618,30 @@ def test_results_without_adjustments_say_so_instead_of_computing_them(
     html = build_page(doc)
     assert "carries no Holm / Benjamini-Hochberg adjustments" in html
     assert 'id="multiple-testing-table"' not in html
+
+
+def test_render_loads_no_native_module_beyond_the_preloaded(tmp_path: Path) -> None:
+    """An inner claims session (pytester restores ``sys.modules`` after it) and a report render
+    load no extension module that tests/conftest.py did not import already: one loaded first
+    inside an inner run would be initialised a second time by the next test on that worker."""
+    code = textwrap.dedent(f"""
+        import importlib.machinery, sys
+        from pathlib import Path
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        import conftest  # noqa: F401  (imports conftest.PRELOADED)
+
+        def native():
+            suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
+            return {{name for name, mod in list(sys.modules.items())
+                     if str(getattr(mod, "__file__", None) or "").endswith(suffixes)}}
+
+        before = native()
+        import pgclaims.measure, pgclaims.stats, pgclaims.suite.plugin, pgclaims.report.plugin
+        from pgclaims.report import load_results, render
+        render(load_results(Path({str(DATA)!r})), Path({str(tmp_path)!r}))
+        print(sorted(native() - before))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=tmp_path)
+    assert (tmp_path / "index.html").is_file()
+    assert out.stdout.strip() == "[]", out.stdout
