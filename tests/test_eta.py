@@ -4,8 +4,11 @@ the line a small claims run prints to stderr and to progress.log (pytester, toy 
 
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -15,6 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pgclaims.suite import eta, plan
+from pgclaims.suite import plugin as suite_plugin
 from pgclaims.suite.claims import CLAIMS
 from pgclaims.suite.scales import get_scale
 from pgclaims.suite.session import parameter_values
@@ -272,6 +276,40 @@ def test_the_timer_prints_while_no_test_ends(tmp_path: Path) -> None:
     time.sleep(0.2)
     assert any("run: 0/4 tests, ~100 of ~1.0e3 pairs done" in line for line in lines), lines
     assert len(lines) == count and "run: end" in lines[-1]  # final() stopped the timer
+
+
+class _FakeCapture:
+    """pytest's capture manager as ``_echo`` sees it: a global capture, started or not, that
+    records which threads suspend it."""
+
+    def __init__(self, started: bool) -> None:
+        self.started = started
+        self.suspended_by: list[str] = []
+        self._global_capturing = SimpleNamespace(is_started=lambda: self.started)
+        self._capture_fixture = None
+
+    @contextlib.contextmanager
+    def global_and_fixture_disabled(self) -> Iterator[None]:
+        self.suspended_by.append(threading.current_thread().name)
+        yield
+
+
+@pytest.mark.parametrize("capturing", [True, False])
+def test_only_the_main_thread_suspends_capture(capturing: bool,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """pytest's capture is not thread-safe: the timer thread never suspends it, and while a
+    test phase captures its line is left to progress.log; the main thread prints past it."""
+    capman = _FakeCapture(started=capturing)
+    config = SimpleNamespace(pluginmanager=SimpleNamespace(getplugin=lambda name: capman))
+    echo = suite_plugin._echo(config)
+    thread = threading.Thread(target=echo, args=("from the timer",), name="pgclaims-eta")
+    thread.start()
+    thread.join()
+    echo("from the main thread")
+    err = capsys.readouterr().err
+    assert capman.suspended_by == [threading.main_thread().name]
+    assert "from the main thread" in err
+    assert ("from the timer" in err) is not capturing
 
 
 @pytest.mark.parametrize("kind", ["gradients", "value", "steps", "landscape"])

@@ -27,6 +27,7 @@ line, so lines of concurrent workers do not tear; :func:`record_units_to` names 
 each process). A unit so reported counts as done even while the test that asked for it is
 still running, and the controller also prints a line every ``--eta-every`` seconds from a
 timer, so a run whose first tests each wait on many measurements is not silent for minutes.
+The timer never suspends pytest's capture (see :func:`pgclaims.suite.plugin._echo`).
 
 Approximations:
 

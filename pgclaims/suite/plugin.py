@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import fnmatch
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -163,16 +164,29 @@ def _make_state(config: pytest.Config) -> RunState:
 
 
 def _echo(config: pytest.Config) -> progress_mod.Sink:
+    """A sink printing to stderr past pytest's capture. pytest's capture is not thread-safe
+    (pytest-dev/pytest#13693), so only the main thread suspends it; a line from another thread
+    (the progress timer) is printed only while nothing captures (between test phases, and
+    always on the xdist controller) and otherwise left to progress.log."""
     capman = config.pluginmanager.getplugin("capturemanager")
 
     def echo(line: str) -> None:
         if capman is None:
             print(line, file=sys.stderr, flush=True)
-            return
-        with capman.global_and_fixture_disabled():
+        elif threading.current_thread() is threading.main_thread():
+            with capman.global_and_fixture_disabled():
+                print(line, file=sys.stderr, flush=True)
+        elif not _capturing_now(capman):
             print(line, file=sys.stderr, flush=True)
 
     return echo
+
+
+def _capturing_now(capman: Any) -> bool:
+    """Whether a test phase is capturing output now (pytest has no public call for it)."""
+    checks = (getattr(getattr(capman, "_global_capturing", None), "is_started", None),
+              getattr(getattr(capman, "_capture_fixture", None), "_is_started", None))
+    return any(check() for check in checks if check is not None)
 
 
 @pytest.hookimpl(tryfirst=True)  # before junitxml reads the --junitxml path we default
