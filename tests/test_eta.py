@@ -282,11 +282,14 @@ class _FakeCapture:
     """pytest's capture manager as ``_echo`` sees it: a global capture, started or not, that
     records which threads suspend it."""
 
-    def __init__(self, started: bool) -> None:
-        self.started = started
+    def __init__(self, started: bool, method: str = "fd") -> None:
+        self.started, self.method = started, method
         self.suspended_by: list[str] = []
         self._global_capturing = SimpleNamespace(is_started=lambda: self.started)
         self._capture_fixture = None
+
+    def is_globally_capturing(self) -> bool:
+        return self.method != "no"
 
     @contextlib.contextmanager
     def global_and_fixture_disabled(self) -> Iterator[None]:
@@ -294,12 +297,14 @@ class _FakeCapture:
         yield
 
 
-@pytest.mark.parametrize("capturing", [True, False])
-def test_only_the_main_thread_suspends_capture(capturing: bool,
+@pytest.mark.parametrize(("started", "method", "capturing"),
+                         [(True, "fd", True), (False, "fd", False), (True, "no", False)])
+def test_only_the_main_thread_suspends_capture(started: bool, method: str, capturing: bool,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     """pytest's capture is not thread-safe: the timer thread never suspends it, and while a
-    test phase captures its line is left to progress.log; the main thread prints past it."""
-    capman = _FakeCapture(started=capturing)
+    test phase captures its line is left to progress.log; the main thread prints past it.
+    With ``-s`` (method "no") nothing captures, so the timer's line is printed."""
+    capman = _FakeCapture(started=started, method=method)
     config = SimpleNamespace(pluginmanager=SimpleNamespace(getplugin=lambda name: capman))
     echo = suite_plugin._echo(config)
     thread = threading.Thread(target=echo, args=("from the timer",), name="pgclaims-eta")

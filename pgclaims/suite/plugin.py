@@ -183,10 +183,13 @@ def _echo(config: pytest.Config) -> progress_mod.Sink:
 
 
 def _capturing_now(capman: Any) -> bool:
-    """Whether a test phase is capturing output now (pytest has no public call for it)."""
-    checks = (getattr(getattr(capman, "_global_capturing", None), "is_started", None),
-              getattr(getattr(capman, "_capture_fixture", None), "_is_started", None))
-    return any(check() for check in checks if check is not None)
+    """Whether a test phase is capturing output now (pytest has no public call for it; with
+    ``-s`` its global capture is "started" but captures nothing)."""
+    fixture = getattr(getattr(capman, "_capture_fixture", None), "_is_started", None)
+    if fixture is not None and fixture():
+        return True
+    started = getattr(getattr(capman, "_global_capturing", None), "is_started", None)
+    return capman.is_globally_capturing() and started is not None and started()
 
 
 @pytest.hookimpl(tryfirst=True)  # before junitxml reads the --junitxml path we default
