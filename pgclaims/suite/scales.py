@@ -267,7 +267,7 @@ DEFAULT = Scale(
     wall_time="1 h 39 min measured on 2 CPU cores with -n auto from a fresh clone "
               "(2026-12-01; 2.3 core-hours, 3.7e7 pairs, by `pgclaims plan`): over the "
               "30-min target, which no scale with "
-              "Humanoid and 5 seeds meets here (README, Scales); --protocol all measures the "
+              "Humanoid and 5 seeds meets here (docs/scales.md); --protocol all measures the "
               "corrected agents too and takes about twice as long",
     envs=("Hopper-v5", "Walker2d-v5", "Humanoid-v5"), algos=("ppo", "trpo"),
     seeds=(0, 1, 2, 3, 4), iterations=500, source="fixtures", checkpoint_list=(0, 300, 450),
@@ -280,7 +280,7 @@ NIGHTLY = Scale(
     description="both protocols' committed fixtures (3 envs x 2 algos x 5 seeds); N up to "
                 "1.3e5 with 1e6-pair true gradients (2e6 for Humanoid), 4x4 landscapes up to "
                 "2e4 pairs per point. A cluster job (--backend ray): it does not fit the 2-hour "
-                "budget on 2 cores (README, Scales)",
+                "budget on 2 cores (docs/scales.md)",
     wall_time="cluster scale: about 65 core-hours (8.8e8 pairs), about 50 min on 100 cores "
               "and 40 h on 2 (estimated by `pgclaims plan --scale nightly`, 2026-12-01)",
     envs=("Hopper-v5", "Walker2d-v5", "Humanoid-v5"), algos=("ppo", "trpo"),
