@@ -124,9 +124,14 @@ def connect_ray(drivers: int = 1) -> ModuleType:
 
 
 def _local_each(fn: Callable[[T], R], items: Sequence[T], jobs: int) -> Iterator[tuple[T, R]]:
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    from pgclaims.agents.lifeline import die_with_parent
+
+    # fork (the default on Linux before Python 3.14) makes this process each worker's parent
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork"),
+                             initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(fn, item): item for item in items}
         for fut in as_completed(futures):
             yield futures[fut], fut.result()
@@ -153,8 +158,9 @@ def _ray_each(fn: Callable[[T], R], items: Sequence[T], jobs: int) -> Iterator[t
 def run_each(fn: Callable[[T], R], items: Sequence[T], jobs: int = 1
              ) -> Iterator[tuple[T, R]]:
     """``(item, fn(item))`` for every item, in the order they finish, at most ``jobs`` at a
-    time: each in its own forked process (local) or as a one-CPU Ray task, re-run if its
-    worker dies (ray). ``fn`` must be a module-level function; items and results must pickle.
+    time: each in its own forked process (local; it dies with this process,
+    :mod:`pgclaims.agents.lifeline`) or as a one-CPU Ray task, re-run if its worker dies
+    (ray). ``fn`` must be a module-level function; items and results must pickle.
     """
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")

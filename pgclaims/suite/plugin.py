@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from pgclaims.agents.lifeline import die_with_parent
 from pgclaims.suite import backend as backend_mod
 from pgclaims.suite import claims as claims_mod
 from pgclaims.suite import eta as eta_mod
@@ -195,6 +196,9 @@ def _capturing_now(capman: Any) -> bool:
 @pytest.hookimpl(tryfirst=True)  # before junitxml reads the --junitxml path we default
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "claim(id): the CLAIMS.md id a claims test checks")
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and "pgclaims_controller_pid" in workerinput:
+        die_with_parent(workerinput["pgclaims_controller_pid"])  # no stray worker if killed
     state = _make_state(config)
     backend_mod.configure(config)
     config.stash[STATE] = state

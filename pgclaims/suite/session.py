@@ -113,7 +113,8 @@ class RunSession:
     def pytest_configure_node(self, node: Any) -> None:
         s = self.state
         node.workerinput.update(pgclaims_run_id=s.run_id, pgclaims_reports_dir=str(s.reports_dir),
-                                pgclaims_started=s.started, pgclaims_created=s.created)
+                                pgclaims_started=s.started, pgclaims_created=s.created,
+                                pgclaims_controller_pid=os.getpid())
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         s = self.state
