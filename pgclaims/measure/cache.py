@@ -13,13 +13,15 @@ import dataclasses
 import hashlib
 import json
 import os
+import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from pgclaims.agents.agent import Agent
 from pgclaims.agents.networks import flat_params
@@ -94,6 +96,23 @@ def to_json(result: Any) -> dict[str, Any]:
     return {f.name: _encode(getattr(result, f.name)) for f in dataclasses.fields(result)}
 
 
+@contextmanager
+def _waiting_said(lock: FileLock, what: str) -> Iterator[None]:
+    """Hold ``lock``; if another process holds it, say on stderr that this one waits (for
+    what), since it may wait as long as that measurement takes."""
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"pgclaims: waiting for {lock.lock_file}: another process is computing the same "
+              f"measurement ({what}); it is read from the cache when that one finishes",
+              file=sys.stderr, flush=True)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def cached(kind: str, agent: Agent, args: dict[str, Any], seed: int, cls: type[T],
            compute: Callable[[], T]) -> T:
     """``compute()`` once per (checkpoint, kind, args, seed); later calls read the file."""
@@ -107,7 +126,8 @@ def cached(kind: str, agent: Agent, args: dict[str, Any], seed: int, cls: type[T
     folder = cache_dir() / kind
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{key}.json"
-    with FileLock(str(path) + ".lock"):
+    with _waiting_said(FileLock(str(path) + ".lock"), f"{kind} of {agent.config.env_id} "
+                       f"{agent.config.algo} seed {agent.config.seed} it {agent.iteration}"):
         if path.exists():
             try:
                 record = json.loads(path.read_text())

@@ -88,6 +88,8 @@ def configure(config: pytest.Config) -> None:
             raise backend.BackendError("--ray-address needs --backend ray")
         if name == "ray":
             backend.import_ray()
+            if address or backend.ray_address():  # before any work, not a retry for ever
+                backend.check_ray_address(address or str(backend.ray_address()))
     except backend.BackendError as exc:
         raise pytest.UsageError(str(exc)) from None
     previous = backend.set_backend(name, address)

@@ -18,6 +18,7 @@ Without claims tests in the session it does nothing.
 from __future__ import annotations
 
 import fnmatch
+import os
 import sys
 import threading
 import time
@@ -30,7 +31,7 @@ from pgclaims.agents.lifeline import die_with_parent
 from pgclaims.suite import backend as backend_mod
 from pgclaims.suite import claims as claims_mod
 from pgclaims.suite import eta as eta_mod
-from pgclaims.suite import external
+from pgclaims.suite import external, preflight
 from pgclaims.suite import progress as progress_mod
 from pgclaims.suite.agents import AgentStore, cache_root
 from pgclaims.suite.claims import Claim
@@ -112,6 +113,20 @@ def _claim_patterns(values: list[str]) -> tuple[str, ...]:
     return tuple(values)
 
 
+def _check_folders(given_dir: str | None, reports_dir: Path, rootdir: Path) -> None:
+    """Before any test: the folders the run writes to are writable and have room."""
+    from pgclaims.measure.cache import cache_dir
+
+    named = "$PGCLAIMS_CACHE " if os.environ.get("PGCLAIMS_CACHE") else ""
+    folders = {reports_dir: f"--reports-dir {given_dir}" if given_dir else
+               f"reports folder {reports_dir}", cache_root(rootdir): f"cache folder {named}"
+               f"{cache_root(rootdir)}", cache_dir(): f"cache folder {named}{cache_dir()}"}
+    for folder, what in folders.items():
+        problem = preflight.check_folder(folder, what)
+        if problem:
+            raise pytest.UsageError(problem)
+
+
 def _make_state(config: pytest.Config) -> RunState:
     try:
         scale = get_scale(config.getoption("pgclaims_scale"))
@@ -130,8 +145,10 @@ def _make_state(config: pytest.Config) -> RunState:
     algos = _split(config.getoption("pgclaims_algo"))
     label = scale.name + "".join(f" (--env {e})" for e in envs) + "".join(
         f" (--algo {a})" for a in algos)
+    full = {*scale.envs, *scale.algos}
     scale = scale.override(envs=_narrow(scale, "env", envs, scale.envs),
                            algos=_narrow(scale, "algo", algos, scale.algos))
+    excluded = frozenset(full - {*scale.envs, *scale.algos})
     protocol = config.getoption("pgclaims_protocol")
     if protocol:
         names = ("authors", "corrected") if protocol == "all" else tuple(_split([protocol]))
@@ -145,10 +162,13 @@ def _make_state(config: pytest.Config) -> RunState:
     if workerinput is not None and "pgclaims_run_id" in workerinput:
         return RunState(scale, label, patterns, workerinput["pgclaims_run_id"],
                         Path(workerinput["pgclaims_reports_dir"]), config.rootpath, False,
-                        workerinput["pgclaims_started"], workerinput["pgclaims_created"])
+                        workerinput["pgclaims_started"], workerinput["pgclaims_created"],
+                        excluded)
     given_dir = config.getoption("pgclaims_reports_dir")
     reports_dir = (config.invocation_params.dir / given_dir if given_dir
                    else config.rootpath / "reports").resolve()
+    if not config.option.collectonly:
+        _check_folders(given_dir, reports_dir, config.rootpath)
     now = time.time()
     run_id = config.getoption("pgclaims_run_id")
     if run_id is None:
@@ -161,7 +181,7 @@ def _make_state(config: pytest.Config) -> RunState:
             raise pytest.UsageError(problem)
     created = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(now))
     return RunState(scale, label, patterns, run_id, reports_dir, config.rootpath,
-                    workerinput is None, now, created)
+                    workerinput is None, now, created, excluded)
 
 
 def _echo(config: pytest.Config) -> progress_mod.Sink:

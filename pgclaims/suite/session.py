@@ -168,6 +168,10 @@ class RunSession:
                     fnmatch.fnmatchcase(claim.id, p) for p in s.claim_patterns)):
                 deselected.append(item)
                 continue
+            if claim is not None and s.excluded.intersection(
+                    v for v in item_params(item).values() if isinstance(v, str)):
+                deselected.append(item)  # e.g. decays_with_task[...-Walker2d-v5] under --env
+                continue
             if claim is None:
                 kept.append(item)
                 continue
