@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 import pgclaims
+from tests.procs import Proc, descendants, kill, running, table
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")]
@@ -31,53 +32,6 @@ GRACE_S = 5.0
 """How long after the parent's death its children may take to die (issue 20, item 3)."""
 START_S = 300.0
 """How long a parent may take to start its children (torch and MuJoCo imports on busy cores)."""
-
-Proc = tuple[int, str]
-"""(pid, start time in clock ticks): a process, not reused pids."""
-
-
-def _table() -> dict[int, tuple[int, str, str]]:
-    """pid -> (ppid, state, start time) of every process, from /proc/<pid>/stat."""
-    out = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        rest = stat[stat.rfind(")") + 2:].split()
-        out[int(entry)] = (int(rest[1]), rest[0], rest[19])
-    return out
-
-
-def descendants(root: int) -> set[Proc]:
-    table = _table()
-    found: set[Proc] = set()
-    frontier = [root]
-    while frontier:
-        parent = frontier.pop()
-        for pid, (ppid, _, start) in table.items():
-            if ppid == parent and (pid, start) not in found:
-                found.add((pid, start))
-                frontier.append(pid)
-    return found
-
-
-def running(procs: set[Proc]) -> set[Proc]:
-    """Those of ``procs`` still running (a zombie has ended: it only waits to be reaped)."""
-    table = _table()
-    return {(pid, start) for pid, start in procs
-            if pid in table and table[pid][2] == start and table[pid][1] not in "ZX"}
-
-
-def _kill(procs: set[Proc]) -> None:
-    for pid, _ in running(procs):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
 
 class Parent(subprocess.Popen[bytes]):
     seen: set[Proc]
@@ -101,7 +55,7 @@ def started(cmd: list[str], cwd: Path, env: dict[str, str], log: Path) -> Iterat
         if proc.poll() is None:
             proc.kill()
         proc.wait()
-        _kill(proc.seen)
+        kill(proc.seen)
 
 
 def wait_for(what: str, ready: Callable[[], bool], proc: Parent, log: Path,
@@ -196,8 +150,7 @@ def test_kill_9_of_an_xdist_worker_leaves_no_pool_worker(tmp_path: Path) -> None
     log = tmp_path / "pool.log"
     with started(cmd, tmp_path, {}, log) as proc:
         def worker() -> int | None:
-            table = _table()
-            workers = [pid for pid, (ppid, _, _) in table.items() if ppid == proc.pid]
+            workers = [pid for pid, (ppid, _, _) in table().items() if ppid == proc.pid]
             return next((w for w in workers if _python_children(w) >= 2), None)
 
         wait_for("the xdist worker's pool", lambda: worker() is not None, proc, log)
