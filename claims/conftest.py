@@ -111,8 +111,9 @@ class Study:
         from filelock import FileLock
 
         from pgclaims.agents.agent import TrainConfig
-        from pgclaims.agents.train import train
+        from pgclaims.agents.train import ckpt_name, train
         from pgclaims.measure.cache import cache_dir
+        from pgclaims.suite.stopping import check
 
         if self.external:
             raise Unsupported("training_run", f"{env} {algo} seed {seed}: no ablation")
@@ -121,6 +122,8 @@ class Study:
         run_dir = cache_dir().parent / "ablations" / cfg.key()
         run_dir.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(run_dir) + ".lock"):
+            if not (run_dir / ckpt_name(cfg.iterations)).exists():  # not trained to the end
+                check(f"ablation {env} {algo} seed {seed} {overrides}")
             _progress(f"ablation {env} {algo} seed {seed} {overrides}: training or loading")
             run = train(cfg, run_dir, progress=False)
         from pgclaims.suite.eta import unit_done

@@ -96,6 +96,17 @@ def to_json(result: Any) -> dict[str, Any]:
     return {f.name: _encode(getattr(result, f.name)) for f in dataclasses.fields(result)}
 
 
+_gate: Callable[[str], None] | None = None
+
+
+def set_gate(gate: Callable[[str], None] | None) -> None:
+    """Call ``gate(what)`` before each measurement the cache does not hold yet (never before a
+    read); it may raise to keep the measurement from starting (a claims run whose time budget
+    is spent, :mod:`pgclaims.suite.stopping`). None: no gate."""
+    global _gate
+    _gate = gate
+
+
 @contextmanager
 def _waiting_said(lock: FileLock, what: str) -> Iterator[None]:
     """Hold ``lock``; if another process holds it, say on stderr that this one waits (for
@@ -126,14 +137,17 @@ def cached(kind: str, agent: Agent, args: dict[str, Any], seed: int, cls: type[T
     folder = cache_dir() / kind
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{key}.json"
-    with _waiting_said(FileLock(str(path) + ".lock"), f"{kind} of {agent.config.env_id} "
-                       f"{agent.config.algo} seed {agent.config.seed} it {agent.iteration}"):
+    what = (f"{kind} of {agent.config.env_id} {agent.config.algo} seed {agent.config.seed} "
+            f"it {agent.iteration}")
+    with _waiting_said(FileLock(str(path) + ".lock"), what):
         if path.exists():
             try:
                 record = json.loads(path.read_text())
                 return cls(**_decode(record["result"]))
             except (ValueError, KeyError, TypeError):  # JSON and UTF-8 errors are ValueErrors
                 path.unlink()  # a foreign or damaged entry is recomputed, never trusted
+        if _gate is not None:
+            _gate(what)
         result = compute()
         fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=folder)
         try:

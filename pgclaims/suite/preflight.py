@@ -24,6 +24,14 @@ PROBE_BYTES = 4096
 """Bytes written to a probe file: one block, so a full file system refuses it."""
 
 
+def measure_cache_root() -> Path:
+    """The folder :func:`pgclaims.measure.cache.cache_dir` keeps measurements under (its
+    parent), found without importing it (it loads torch): ``$PGCLAIMS_CACHE``, else the
+    checkout's ``.cache/pgclaims``."""
+    env = os.environ.get("PGCLAIMS_CACHE")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / ".cache" / "pgclaims"
+
+
 def _nearest_existing(path: Path) -> Path:
     while not os.path.lexists(path) and path != path.parent:
         path = path.parent
@@ -58,4 +66,4 @@ def check_folder(path: Path, what: str, need: int = MIN_FREE_BYTES) -> str | Non
     return None
 
 
-__all__ = ["MIN_FREE_BYTES", "check_folder"]
+__all__ = ["MIN_FREE_BYTES", "check_folder", "measure_cache_root"]
