@@ -111,8 +111,9 @@ class Study:
         from filelock import FileLock
 
         from pgclaims.agents.agent import TrainConfig
-        from pgclaims.agents.train import train
+        from pgclaims.agents.train import ckpt_name, train
         from pgclaims.measure.cache import cache_dir
+        from pgclaims.suite.stopping import check
 
         if self.external:
             raise Unsupported("training_run", f"{env} {algo} seed {seed}: no ablation")
@@ -121,6 +122,8 @@ class Study:
         run_dir = cache_dir().parent / "ablations" / cfg.key()
         run_dir.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(run_dir) + ".lock"):
+            if not (run_dir / ckpt_name(cfg.iterations)).exists():  # not trained to the end
+                check(f"ablation {env} {algo} seed {seed} {overrides}")
             _progress(f"ablation {env} {algo} seed {seed} {overrides}: training or loading")
             run = train(cfg, run_dir, progress=False)
         from pgclaims.suite.eta import unit_done
@@ -181,22 +184,32 @@ class _WithoutTrainPairs:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """An ``--agents`` manifest naming an adapter that does not exist is a usage error."""
+    """An ``--agents`` manifest naming an adapter or an environment that does not exist is a
+    usage error, before any test runs."""
     from pgclaims.suite.state import STATE
 
     state = config.stash.get(STATE, None)
     if state is None or state.scale.source != "external":
         return
     from pgclaims.adapters import AdapterError, load_adapter
+    from pgclaims.adapters.envs import check_env_id
     from pgclaims.suite.external import Manifest
 
     manifest = Manifest.from_json(state.scale.external)
+    checked: set[str] = set()
     for i, entry in enumerate(manifest.agents):
         try:
             load_adapter(entry.adapter)
         except AdapterError as exc:
             raise pytest.UsageError(f"--agents: {manifest.path}: field "
                                     f"'agents[{i}].adapter': {exc}") from None
+        if entry.env not in checked:
+            try:
+                check_env_id(entry.env)
+            except ValueError as exc:  # an unknown id, or an env the suite cannot measure
+                raise pytest.UsageError(f"--agents: {manifest.path}: field "
+                                        f"'agents[{i}].env': {exc}") from None
+            checked.add(entry.env)
 
 
 @pytest.fixture(scope="session")

@@ -69,6 +69,8 @@ def _use_backend(args: argparse.Namespace) -> None:
         backend.set_backend(args.backend, args.ray_address)
         if args.backend == "ray":
             backend.import_ray()  # fail before any work when Ray is not installed
+    if hasattr(args, "ray_address") and backend.backend() == "ray" and backend.ray_address():
+        backend.check_ray_address(str(backend.ray_address()))  # or it would retry for ever
 
 
 def _config(args: argparse.Namespace) -> TrainConfig:

@@ -243,3 +243,12 @@ def test_what_adapted_agents_lack_is_unsupported(runs: Path) -> None:
         assert info.value.reason.startswith("Hopper-v5 ppo seed 0 it 2: ")
     with pytest.raises(external.Unsupported, match="lack training_run"):
         study.train_variant(ENV, "ppo", 0, value_lr=1e-3)
+
+
+def test_unknown_env_id_is_a_usage_error_at_start(runs: Path, tmp_path: Path) -> None:
+    manifest = _manifest(runs, "env.json", agents=[_agent(0, env="Hoper-v5"),
+                                                   _agent(1, env="Hoper-v5")])
+    proc = _claims(tmp_path, manifest, "--collect-only")
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR, proc.stdout + proc.stderr
+    assert "field 'agents[0].env': unknown environment id 'Hoper-v5'" in proc.stderr
+    assert not (tmp_path / "reports").exists()

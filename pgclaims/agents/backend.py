@@ -110,6 +110,80 @@ def start_local_ray(num_cpus: int | None = None, drivers: int = 1) -> ModuleType
     return ray
 
 
+RAY_ANSWER_S = 15.0
+"""Seconds a Ray cluster named by address has to answer before a run that needs it fails."""
+RAY_IMPORT_S = 300.0
+"""Seconds the probe of :func:`check_ray_address` may take to import Ray (busy cores), not
+counted in :data:`RAY_ANSWER_S`."""
+_PROBE = """
+import sys
+from pgclaims.agents.lifeline import die_with_parent
+die_with_parent(int(sys.argv[2]))
+import ray
+print("imported", flush=True)
+ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)
+print("answered", ray.cluster_resources().get("CPU", 0), flush=True)
+"""
+
+
+def check_ray_address(address: str, timeout: float | None = None) -> None:
+    """Fail unless a Ray cluster answers at ``address`` within ``timeout`` seconds (default
+    :data:`RAY_ANSWER_S`).
+
+    ``ray.init(address=...)`` retries for ever when nothing answers there, so the connection
+    is tried in a child process that is killed at the deadline; then a :class:`BackendError`
+    says "no Ray cluster answers at ADDRESS within 15 s". The child imports Ray first, which
+    is not counted (:data:`RAY_IMPORT_S`)."""
+    import queue
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    import_ray()
+    timeout = RAY_ANSWER_S if timeout is None else timeout
+    env = dict(os.environ)
+    src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
+    proc = subprocess.Popen([sys.executable, "-c", _PROBE, address, str(os.getpid())],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    lines: queue.Queue[str | None] = queue.Queue()
+    errors: list[str] = []
+
+    def read_out() -> None:
+        for line in proc.stdout or ():
+            lines.put(line.strip())
+        lines.put(None)
+
+    def read_err() -> None:
+        errors.extend(line.strip() for line in proc.stderr or ())
+
+    threading.Thread(target=read_out, daemon=True).start()
+    threading.Thread(target=read_err, daemon=True).start()
+    deadline = time.monotonic() + RAY_IMPORT_S
+    try:
+        while True:
+            try:
+                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if line == "imported":
+                deadline = time.monotonic() + timeout
+            elif line is not None and line.startswith("answered"):
+                return
+            elif line is None:  # the probe ended without an answer
+                proc.wait()
+                break
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    said = next((e for e in reversed(errors) if "Error" in e), "")
+    raise BackendError(f"no Ray cluster answers at {address} within {timeout:g} s"
+                       + (f" ({said})" if said else "")
+                       + "; start one (`ray start --head`) or check --ray-address/RAY_ADDRESS")
+
+
 def connect_ray(drivers: int = 1) -> ModuleType:
     """``ray``, connected to :func:`ray_address` (started locally when there is none, see
     :func:`start_local_ray` for ``drivers``)."""
@@ -124,9 +198,14 @@ def connect_ray(drivers: int = 1) -> ModuleType:
 
 
 def _local_each(fn: Callable[[T], R], items: Sequence[T], jobs: int) -> Iterator[tuple[T, R]]:
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    from pgclaims.agents.lifeline import die_with_parent
+
+    # fork (the default on Linux before Python 3.14) makes this process each worker's parent
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork"),
+                             initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(fn, item): item for item in items}
         for fut in as_completed(futures):
             yield futures[fut], fut.result()
@@ -153,8 +232,9 @@ def _ray_each(fn: Callable[[T], R], items: Sequence[T], jobs: int) -> Iterator[t
 def run_each(fn: Callable[[T], R], items: Sequence[T], jobs: int = 1
              ) -> Iterator[tuple[T, R]]:
     """``(item, fn(item))`` for every item, in the order they finish, at most ``jobs`` at a
-    time: each in its own forked process (local) or as a one-CPU Ray task, re-run if its
-    worker dies (ray). ``fn`` must be a module-level function; items and results must pickle.
+    time: each in its own forked process (local; it dies with this process,
+    :mod:`pgclaims.agents.lifeline`) or as a one-CPU Ray task, re-run if its worker dies
+    (ray). ``fn`` must be a module-level function; items and results must pickle.
     """
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
@@ -162,5 +242,6 @@ def run_each(fn: Callable[[T], R], items: Sequence[T], jobs: int = 1
     yield from each(fn, items, jobs)
 
 
-__all__ = ["BACKENDS", "BackendError", "backend", "connect_ray", "import_ray", "ray_address",
-           "restore_backend", "run_each", "set_backend", "start_local_ray", "using"]
+__all__ = ["BACKENDS", "BackendError", "backend", "check_ray_address", "connect_ray",
+           "import_ray", "ray_address", "restore_backend", "run_each", "set_backend",
+           "start_local_ray", "using"]

@@ -13,13 +13,15 @@ import dataclasses
 import hashlib
 import json
 import os
+import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from pgclaims.agents.agent import Agent
 from pgclaims.agents.networks import flat_params
@@ -94,6 +96,34 @@ def to_json(result: Any) -> dict[str, Any]:
     return {f.name: _encode(getattr(result, f.name)) for f in dataclasses.fields(result)}
 
 
+_gate: Callable[[str], None] | None = None
+
+
+def set_gate(gate: Callable[[str], None] | None) -> None:
+    """Call ``gate(what)`` before each measurement the cache does not hold yet (never before a
+    read); it may raise to keep the measurement from starting (a claims run whose time budget
+    is spent, :mod:`pgclaims.suite.stopping`). None: no gate."""
+    global _gate
+    _gate = gate
+
+
+@contextmanager
+def _waiting_said(lock: FileLock, what: str) -> Iterator[None]:
+    """Hold ``lock``; if another process holds it, say on stderr that this one waits (for
+    what), since it may wait as long as that measurement takes."""
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"pgclaims: waiting for {lock.lock_file}: another process is computing the same "
+              f"measurement ({what}); it is read from the cache when that one finishes",
+              file=sys.stderr, flush=True)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def cached(kind: str, agent: Agent, args: dict[str, Any], seed: int, cls: type[T],
            compute: Callable[[], T]) -> T:
     """``compute()`` once per (checkpoint, kind, args, seed); later calls read the file."""
@@ -107,13 +137,17 @@ def cached(kind: str, agent: Agent, args: dict[str, Any], seed: int, cls: type[T
     folder = cache_dir() / kind
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{key}.json"
-    with FileLock(str(path) + ".lock"):
+    what = (f"{kind} of {agent.config.env_id} {agent.config.algo} seed {agent.config.seed} "
+            f"it {agent.iteration}")
+    with _waiting_said(FileLock(str(path) + ".lock"), what):
         if path.exists():
             try:
                 record = json.loads(path.read_text())
                 return cls(**_decode(record["result"]))
             except (ValueError, KeyError, TypeError):  # JSON and UTF-8 errors are ValueErrors
                 path.unlink()  # a foreign or damaged entry is recomputed, never trusted
+        if _gate is not None:
+            _gate(what)
         result = compute()
         fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=folder)
         try:

@@ -2,8 +2,9 @@
 
 A chunk depends only on its rng path (:func:`pgclaims.measure.sampler.rng_for`), so a list of
 chunk jobs can be spread over forked worker processes, each holding the agent (inherited at the
-fork) and its own environment. A worker reduces its chunk with the caller's ``reduce`` before
-sending anything back, so what crosses processes is a chunk's statistics, never its batch.
+fork) and its own environment, and each dying with the caller (:mod:`pgclaims.agents.lifeline`).
+A worker reduces its chunk with the caller's ``reduce`` before sending anything back, so what
+crosses processes is a chunk's statistics, never its batch.
 Results come back in job order and are combined by the caller in that order: the numbers are
 bit-identical to the serial path and independent of the number of workers.
 
@@ -24,6 +25,7 @@ import torch
 
 from pgclaims.agents import backend
 from pgclaims.agents.agent import Agent
+from pgclaims.agents.lifeline import die_with_parent
 from pgclaims.agents.rollout import Batch
 from pgclaims.measure import sampler as sampler_module
 from pgclaims.measure.batched import supports
@@ -65,7 +67,8 @@ def resolve_workers(workers: int | None) -> int:
     return workers
 
 
-def _init_worker() -> None:
+def _init_worker(parent: int) -> None:
+    die_with_parent(parent)
     torch.set_num_threads(1)
     _STATE["sampler"] = FrozenSampler(_STATE["agent"], _STATE["batched"])
 
@@ -127,7 +130,8 @@ def chunk_map(agent: Agent, reduce: Callable[[Batch, Any], R], jobs: Sequence[Jo
     grouped = use and supports(agent.config.env_id)
     _STATE.update(agent=agent, reduce=reduce, seed=seed, batched=batched)
     ctx = multiprocessing.get_context("fork")
-    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker)
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                               initargs=(os.getpid(),))
     try:
         # With fork, the executor starts every worker at the first submit, so _STATE has been
         # inherited once map() returns. A worker that dies raises BrokenProcessPool here.

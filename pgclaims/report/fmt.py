@@ -9,7 +9,7 @@ import math
 from html import escape
 from typing import Any
 
-SYMBOLS = {"REPRODUCED": "✔", "REFUTED": "✘", "INCONCLUSIVE": "?", "ERROR": "⚠"}
+SYMBOLS = {"REPRODUCED": "✔", "REFUTED": "✘", "INCONCLUSIVE": "?", "ERROR": "⚠", "PENDING": "…"}
 
 
 def esc(value: Any) -> str:

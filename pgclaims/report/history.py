@@ -33,13 +33,14 @@ def _plain(value: Any) -> Any:
 
 
 def history_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """The history lines (as dicts) that ``results`` contributes, one per result row."""
+    """The history lines (as dicts) that ``results`` contributes, one per measured result row
+    (a PENDING row has no verdict yet, so a later run is never compared with it)."""
     scale = results["scale"]["name"]
     return [
         _plain({"run_id": results["run_id"], "created": results["created"], "scale": scale,
                 "claim_id": r["claim_id"], "params": r["params"], "verdict": r["verdict"],
                 "statistic": r.get("statistic"), "interval": r.get("interval")})
-        for r in results["results"]
+        for r in results["results"] if r["verdict"] != "PENDING"
     ]
 
 

@@ -124,7 +124,9 @@ def _verdict_table(grouped: dict[str, dict[str, list[Row]]], results: list[Row])
             body.append(f'<tr data-claim-id="{esc(claim_id)}"><th scope="row">'
                         f'<a href="#claim-{esc(claim_id)}"><code>{esc(claim_id)}</code></a></th>'
                         f'<th class="note paper">{esc(rows[0]["paper"])}</th>{"".join(cells)}</tr>')
-    legend = " ".join(f'<span class="chip v-{v}">{SYMBOLS[v]} {v}</span>' for v in VERDICTS)
+    shown = {r["verdict"] for r in results}
+    legend = " ".join(f'<span class="chip v-{v}">{SYMBOLS[v]} {v}</span>' for v in VERDICTS
+                      if v != "PENDING" or v in shown)
     return (f'<div class="scroll"><table class="grid wide" id="verdict-table"><thead><tr>'
             f'<th scope="col">claim</th><th scope="col">paper</th>{head}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table></div>'
@@ -141,7 +143,7 @@ def _changes(results: dict[str, Any], previous: dict[ResultKey, Row]) -> str:
     flips = []
     for row in results["results"]:
         prev = previous.get(result_key(row["claim_id"], row["params"]))
-        if prev is not None and prev.get("verdict") != row["verdict"]:
+        if prev is not None and prev.get("verdict") != row["verdict"] != "PENDING":
             flips.append(
                 f'<tr class="changed" data-claim-id="{esc(row["claim_id"])}">'
                 f'<th scope="row"><a href="#claim-{esc(row["claim_id"])}"><code>'
@@ -170,7 +172,7 @@ def _claim_article(claim_id: str, rows: list[Row], uid: str,
     for r in rows:
         prev = previous.get(result_key(r["claim_id"], r["params"]))
         was = ""
-        if prev is not None and prev.get("verdict") != r["verdict"]:
+        if prev is not None and prev.get("verdict") != r["verdict"] != "PENDING":
             was = (f'<span class="changed">was {esc(prev.get("verdict"))}</span> '
                    f'<span class="mono">({esc(prev.get("run_id"))})</span>')
         reps = f"{num(r.get('n_agents'))} × {num(r.get('n_repeats'))}"
@@ -278,10 +280,39 @@ def _provenance(results: dict[str, Any]) -> str:
             f"{agents_section(prov)}{protocol_fields_table(results)}")
 
 
+TASK_LABELS = {"training": "agents to train", "gradients": "gradient studies",
+               "value": "value studies", "steps": "step studies", "landscape": "landscapes",
+               "ablation": "ablation runs"}
+"""Names of the cost plan's task kinds (``partial.remaining.by_kind``); others as they are."""
+
+
+def _partial(results: dict[str, Any]) -> str:
+    """The banner of a run stopped before every test was measured (results.json "partial")."""
+    part = results.get("partial")
+    if not part:
+        return ""
+    left = part.get("remaining")
+    if left is None:
+        remains = "What remains could not be planned."
+    else:
+        kinds = ", ".join(f"{row.get('count', 0)} {TASK_LABELS.get(kind, kind)}"
+                          for kind, row in left["by_kind"].items())
+        hours = left["core_hours"]
+        remains = (f"What remains by the cost plan: {left['tasks']} measurements or training "
+                   f"runs ({kinds or 'none'}), {num(left['pairs'])} state-action pairs"
+                   + (f", about {num(hours)} core-hours" if hours is not None else "")
+                   + (f" (rates measured {left['rates_measured']})"
+                      if left.get("rates_measured") else "") + ".")
+    return (f'<div class="partial" id="partial"><b>Partial run.</b> {esc(part["reason"])}: '
+            f'{part["pending_tests"]} of {part["tests"]} tests are PENDING (not measured). '
+            f"{esc(remains)} Run the same command again on the same cache to continue: "
+            "finished measurements are read back, not repeated.</div>")
+
+
 def _header(results: dict[str, Any]) -> str:
     counts = Counter(r["verdict"] for r in results["results"])
     badges = "".join(f'<div class="count v-{v}" id="count-{v}"><b>{counts[v]}</b>{v}</div>'
-                     for v in VERDICTS)
+                     for v in VERDICTS if v != "PENDING" or counts[v])
     profile = "".join(
         f"<div><b>{esc(k)}</b> <code>{esc(json.dumps(v))}</code></div>" if k != "external"
         else "<div><b>external</b> <a href='#agents'>agents trained elsewhere</a></div>"
@@ -291,7 +322,8 @@ def _header(results: dict[str, Any]) -> str:
         f'<p class="sub">Run <code>{esc(results["run_id"])}</code> · scale '
         f'<b>{esc(results["scale"]["name"])}</b> · created {esc(results["created"])} · wall time '
         f'{esc(duration(results["provenance"].get("wall_time_s")))} · '
-        f'{len(results["results"])} tests</p><div class="counts">{badges}</div>'
+        f'{len(results["results"])} tests{" · partial" if results.get("partial") else ""}'
+        f'</p><div class="counts">{badges}</div>{_partial(results)}'
         f'<p class="note">{esc(substitution_sentence(results["provenance"]))}</p>'
         f"{protocol_note(results)}"
         f'<details open><summary>Scale profile <code>{esc(results["scale"]["name"])}</code>'

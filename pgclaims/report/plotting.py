@@ -21,6 +21,7 @@ VERDICT_COLORS = {
     "REFUTED": "#c62828",
     "INCONCLUSIVE": "#c77c00",
     "ERROR": "#6d6d6d",
+    "PENDING": "#4a6fa5",
 }
 CLAIM_SIDE_COLOR = "#1b7f3b"
 TWO_K = 2048  # state-action pairs of one training iteration, "2K" in the paper

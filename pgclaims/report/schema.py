@@ -15,7 +15,8 @@ from typing import Any, NoReturn
 
 SCHEMA_VERSION = 1
 RESULTS_FILE = "results.json"
-VERDICTS = ("REPRODUCED", "REFUTED", "INCONCLUSIVE", "ERROR")
+VERDICTS = ("REPRODUCED", "REFUTED", "INCONCLUSIVE", "ERROR", "PENDING")
+"""PENDING: a test the run did not measure because it stopped first (time budget, Ctrl-C)."""
 # The contract lists "<", ">", "<="; ">=" is accepted too because it is the same kind of
 # one-sided rule and refusing a whole report over it would help nobody.
 DIRECTIONS = ("<", "<=", ">", ">=")
@@ -97,6 +98,7 @@ TOP: Spec = {
     "provenance": (DICT, True),
     "results": (LIST, True),
     "figures": (DICT, False),
+    "partial": (_nullable(DICT), False),
 }
 SCALE: Spec = {
     "name": (NONEMPTY_STR, True),
@@ -149,6 +151,23 @@ ROW: Spec = {
     "n_agents": (_nullable(INT), False),
     "n_repeats": (_nullable(INT), False),
     "duration_s": (_nullable(NUM), False),
+}
+# A run stopped before every test was measured (its PENDING rows); remaining: what is left
+# by the cost plan, null when it could not be planned.
+PARTIAL: Spec = {
+    "reason": (NONEMPTY_STR, True),
+    "pending_tests": (INT, True),
+    "tests": (INT, True),
+    "time_budget_s": (_nullable(NUM), False),
+    "remaining": (_nullable(DICT), True),
+}
+REMAINING: Spec = {
+    "tasks": (INT, True),
+    "pairs": (INT, True),
+    "core_hours": (_nullable(NUM), True),
+    "by_kind": ((lambda v: isinstance(v, dict) and all(isinstance(x, dict) for x in v.values()),
+                 "an object of task kinds"), True),
+    "rates_measured": (_nullable(STR), False),
 }
 _CURVE: Spec = {
     "env": (STR, True), "algo": (STR, True), "seed": (INT, True), "iteration": (INT, True),
@@ -250,6 +269,10 @@ def validate(doc: Any, file: Path) -> dict[str, Any]:
             chk.fail(f"results[{i}].params.protocol", "a protocol name (a non-empty string) or "
                      "null", protocol)
     _check_figures(chk, doc.get("figures", {}))
+    if doc.get("partial") is not None:
+        chk.object(doc["partial"], PARTIAL, "partial")
+        if doc["partial"]["remaining"] is not None:
+            chk.object(doc["partial"]["remaining"], REMAINING, "partial.remaining")
     return doc
 
 

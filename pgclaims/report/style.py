@@ -64,6 +64,9 @@ ul.protocols li { margin: 3px 0; }
 .v-REFUTED { background: var(--bad); color: var(--bad-ink); }
 .v-INCONCLUSIVE { background: var(--amb); color: var(--amb-ink); }
 .v-ERROR { background: var(--err); color: var(--err-ink); }
+.v-PENDING { background: #dde7f3; color: #1f3b5c; }
+.partial { border: 2px solid #4a6fa5; background: #eef3fa; border-radius: 8px;
+  padding: 8px 12px; margin: 10px 0; }
 .v-NONE { background: #fafafa; color: #b0b0b0; }
 .v-MIXED { background: #fff; }
 .claim { border: 1px solid var(--line); border-radius: 8px; padding: 12px 14px; margin: 12px 0; }

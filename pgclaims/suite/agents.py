@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from filelock import FileLock, Timeout
 
-from pgclaims.suite import external
+from pgclaims.suite import external, stopping
 from pgclaims.suite.eta import unit_done
 from pgclaims.suite.progress import progress, worker_id
 from pgclaims.suite.scales import Scale
@@ -206,6 +206,7 @@ class AgentStore:
                 pytest.fail(f"training {label} failed earlier in this run: {last} "
                             f"(traceback: {failed}; a new run retries)", pytrace=False)
             failed.unlink()  # left by an earlier run: try again
+        stopping.check(f"training {label}")  # a spent --time-budget starts no training
         from pgclaims.agents.train import train
 
         progress(f"training {label} into {run_dir}")

@@ -55,10 +55,18 @@ class _Controller:
             node.workerinput["pgclaims_ray_auth_mode"] = os.environ.get(AUTH_MODE)
 
 
+def _node(info: dict[str, Any]) -> dict[str, Any]:
+    """One node of ``ray.nodes()`` as results.json records it."""
+    return {"node_id": info.get("NodeID"), "address": info.get("NodeManagerAddress"),
+            "cpus": float((info.get("Resources") or {}).get("CPU", 0.0)),
+            "alive": bool(info.get("Alive"))}
+
+
 def backend_record() -> dict[str, Any]:
     """The backend of this run for results.json's provenance: its name and, under ray, the
-    cluster address given (None: a local Ray started for the run) and the cluster's CPUs when
-    this process is connected."""
+    cluster address given (None: a local Ray started for the run) and, when this process is
+    connected, the cluster's CPUs and every node it has had (``nodes``: id, address, CPUs and
+    whether it is still alive, so a node lost during the run shows as not alive)."""
     name = backend.backend()
     record: dict[str, Any] = {"name": name}
     if name == "ray":
@@ -67,6 +75,7 @@ def backend_record() -> dict[str, Any]:
 
         if ray.is_initialized():
             record["cluster_cpus"] = float(ray.cluster_resources().get("CPU", 0.0))
+            record["nodes"] = [_node(n) for n in ray.nodes()]
     return record
 
 
@@ -88,6 +97,8 @@ def configure(config: pytest.Config) -> None:
             raise backend.BackendError("--ray-address needs --backend ray")
         if name == "ray":
             backend.import_ray()
+            if address or backend.ray_address():  # before any work, not a retry for ever
+                backend.check_ray_address(address or str(backend.ray_address()))
     except backend.BackendError as exc:
         raise pytest.UsageError(str(exc)) from None
     previous = backend.set_backend(name, address)

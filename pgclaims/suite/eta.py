@@ -214,12 +214,13 @@ def unit_done(ident: str) -> None:
 
 
 def estimate(ledger: Ledger, finished: Collection[str], elapsed: float,
-             units: Collection[str] = ()) -> Progress:
+             units: Collection[str] = (), unmeasured: Collection[str] = ()) -> Progress:
     """The progress of a run whose tests ``finished`` (nodeids) are done after ``elapsed``
     wall seconds and whose processes reported the ``units`` (idents) done; finished tests
-    and units outside the ledger are ignored."""
+    and units outside the ledger are ignored, and so are the units of finished tests that
+    were ``unmeasured`` (PENDING: the time budget ran out before their measurements)."""
     done_tests = [n for n in ledger.tests if n in finished]
-    done = {u for n in done_tests for u in ledger.tests[n]}
+    done = {u for n in done_tests if n not in unmeasured for u in ledger.tests[n]}
     done.update(u for u in units if u in ledger.pairs)
     return Progress(len(done_tests), len(ledger.tests), sum(ledger.pairs[u] for u in done),
                     sum(ledger.pairs.values()), elapsed, ledger.note)
@@ -273,6 +274,8 @@ class Tracker:
     last_line: float = float("-inf")
     units_file: Path | None = None
     units: set[str] = field(default_factory=set)
+    unmeasured: set[str] = field(default_factory=set)
+    """Finished tests that measured nothing (PENDING): they count as tests, not as pairs."""
     origin: float = field(init=False)
     _read: int = field(default=0, init=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, init=False)
@@ -311,7 +314,8 @@ class Tracker:
             return None
         with self._lock:
             self.poll()
-            return estimate(self.ledger, self.finished_tests, self.elapsed(), self.units)
+            return estimate(self.ledger, self.finished_tests, self.elapsed(), self.units,
+                            self.unmeasured)
 
     def _emit(self, final: bool = False) -> None:
         with self._lock:
@@ -350,12 +354,15 @@ class Tracker:
             if self.ledger is not None and self.clock() - self.last_line >= self.every:
                 self._emit()
 
-    def finished(self, nodeid: str) -> None:
-        """Test ``nodeid`` has finished; print a line if ``every`` seconds have passed."""
+    def finished(self, nodeid: str, measured: bool = True) -> None:
+        """Test ``nodeid`` has finished (``measured``: not PENDING); print a line if ``every``
+        seconds have passed."""
         with self._lock:
             if self.ledger is None or nodeid not in self.ledger.tests:
                 return
             self.finished_tests.add(nodeid)
+            if not measured:
+                self.unmeasured.add(nodeid)
             if self.clock() - self.last_line >= self.every:
                 self._emit()
 

@@ -18,6 +18,7 @@ Without claims tests in the session it does nothing.
 from __future__ import annotations
 
 import fnmatch
+import os
 import sys
 import threading
 import time
@@ -26,10 +27,11 @@ from typing import Any
 
 import pytest
 
+from pgclaims.agents.lifeline import die_with_parent
 from pgclaims.suite import backend as backend_mod
 from pgclaims.suite import claims as claims_mod
 from pgclaims.suite import eta as eta_mod
-from pgclaims.suite import external
+from pgclaims.suite import external, preflight, stopping
 from pgclaims.suite import progress as progress_mod
 from pgclaims.suite.agents import AgentStore, cache_root
 from pgclaims.suite.claims import Claim
@@ -80,6 +82,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     metavar="SECONDS", help="least seconds between two overall progress lines "
                     f"(tests and pairs done, ETA) of the run (default: {eta_mod.EVERY:g}; 0: after "
                     "every test)")
+    group.addoption("--time-budget", dest="pgclaims_time_budget", default=None,
+                    metavar="DURATION", help="start no new measurement after DURATION (90s, "
+                    "45m, 5h, 1h30m) of the run: what is in flight finishes and is cached, the "
+                    "tests not measured are PENDING, and the same command on the same cache "
+                    "continues")
     backend_mod.add_options(group)
 
 
@@ -111,6 +118,19 @@ def _claim_patterns(values: list[str]) -> tuple[str, ...]:
     return tuple(values)
 
 
+def _check_folders(given_dir: str | None, reports_dir: Path, rootdir: Path) -> None:
+    """Before any test: the folders the run writes to are writable and have room."""
+    named = "$PGCLAIMS_CACHE " if os.environ.get("PGCLAIMS_CACHE") else ""
+    caches = {cache_root(rootdir), preflight.measure_cache_root()}
+    folders = {reports_dir: f"--reports-dir {given_dir}" if given_dir else
+               f"reports folder {reports_dir}",
+               **{c: f"cache folder {named}{c}" for c in sorted(caches)}}
+    for folder, what in folders.items():
+        problem = preflight.check_folder(folder, what)
+        if problem:
+            raise pytest.UsageError(problem)
+
+
 def _make_state(config: pytest.Config) -> RunState:
     try:
         scale = get_scale(config.getoption("pgclaims_scale"))
@@ -129,8 +149,10 @@ def _make_state(config: pytest.Config) -> RunState:
     algos = _split(config.getoption("pgclaims_algo"))
     label = scale.name + "".join(f" (--env {e})" for e in envs) + "".join(
         f" (--algo {a})" for a in algos)
+    full = {*scale.envs, *scale.algos}
     scale = scale.override(envs=_narrow(scale, "env", envs, scale.envs),
                            algos=_narrow(scale, "algo", algos, scale.algos))
+    excluded = frozenset(full - {*scale.envs, *scale.algos})
     protocol = config.getoption("pgclaims_protocol")
     if protocol:
         names = ("authors", "corrected") if protocol == "all" else tuple(_split([protocol]))
@@ -140,14 +162,22 @@ def _make_state(config: pytest.Config) -> RunState:
             raise pytest.UsageError(f"--protocol {protocol}: {exc}") from None
         label += f" (--protocol {protocol})"
     patterns = _claim_patterns(_split(config.getoption("pgclaims_claim")))
+    budget = config.getoption("pgclaims_time_budget")
+    try:
+        budget_s = None if budget is None else stopping.parse_duration(budget)
+    except ValueError as exc:
+        raise pytest.UsageError(f"--time-budget {exc}") from None
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None and "pgclaims_run_id" in workerinput:
         return RunState(scale, label, patterns, workerinput["pgclaims_run_id"],
                         Path(workerinput["pgclaims_reports_dir"]), config.rootpath, False,
-                        workerinput["pgclaims_started"], workerinput["pgclaims_created"])
+                        workerinput["pgclaims_started"], workerinput["pgclaims_created"],
+                        excluded, budget, budget_s)
     given_dir = config.getoption("pgclaims_reports_dir")
     reports_dir = (config.invocation_params.dir / given_dir if given_dir
                    else config.rootpath / "reports").resolve()
+    if not config.option.collectonly:
+        _check_folders(given_dir, reports_dir, config.rootpath)
     now = time.time()
     run_id = config.getoption("pgclaims_run_id")
     if run_id is None:
@@ -160,7 +190,7 @@ def _make_state(config: pytest.Config) -> RunState:
             raise pytest.UsageError(problem)
     created = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(now))
     return RunState(scale, label, patterns, run_id, reports_dir, config.rootpath,
-                    workerinput is None, now, created)
+                    workerinput is None, now, created, excluded, budget, budget_s)
 
 
 def _echo(config: pytest.Config) -> progress_mod.Sink:
@@ -195,9 +225,17 @@ def _capturing_now(capman: Any) -> bool:
 @pytest.hookimpl(tryfirst=True)  # before junitxml reads the --junitxml path we default
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "claim(id): the CLAIMS.md id a claims test checks")
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and "pgclaims_controller_pid" in workerinput:
+        die_with_parent(workerinput["pgclaims_controller_pid"])  # no stray worker if killed
     state = _make_state(config)
     backend_mod.configure(config)
     config.stash[STATE] = state
+    if state.budget_s is not None:  # no new work once the budget is spent (suite.stopping)
+        from pgclaims.measure import cache as cache_mod
+
+        stopping.set_deadline(state.started + state.budget_s, str(state.time_budget))
+        cache_mod.set_gate(stopping.check)
     # Progress lines bypass capture and go to progress.log once claims tests are collected
     # (RunSession); until then (library tests) they are ordinary, captured stderr.
     state.echo = _echo(config)
@@ -232,6 +270,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         return
     progress_mod.set_sink(state.previous_sink)
     eta_mod.record_units_to(None)
+    if state.budget_s is not None:
+        from pgclaims.measure import cache as cache_mod
+
+        stopping.set_deadline(None)
+        cache_mod.set_gate(None)
     if state.default_junit is not None and len(state.collector) == 0:
         # No claims test ran (e.g. the library tests): leave no run folder behind.
         state.default_junit.unlink(missing_ok=True)

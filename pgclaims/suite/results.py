@@ -33,7 +33,8 @@ from pgclaims.suite.scales import Scale
 SCHEMA_VERSION = 1
 PROPERTY = "pgclaims"
 """The ``user_properties`` name of a row."""
-VERDICTS = ("REPRODUCED", "REFUTED", "INCONCLUSIVE", "ERROR")
+VERDICTS = ("REPRODUCED", "REFUTED", "INCONCLUSIVE", "ERROR", "PENDING")
+"""PENDING: not measured, the run stopped first (:mod:`pgclaims.suite.stopping`)."""
 PACKAGES = ("pgclaims", "torch", "gymnasium", "mujoco", "numpy", "scipy", "pytest",
             "pytest-xdist")
 NO_VERDICT = "the test ended without recording a verdict"
@@ -132,6 +133,7 @@ class Collector:
         self._rows: dict[str, dict[str, Any]] = {}
         self._duration: dict[str, float] = {}
         self._problem: dict[str, tuple[str, str]] = {}
+        self._ran: set[str] = set()
 
     def absorb(self, report: Any) -> None:
         row = row_of(getattr(report, "user_properties", None))
@@ -139,8 +141,14 @@ class Collector:
             return
         nodeid = report.nodeid
         self._rows[nodeid] = dict(row)
+        if report.when == "call" or not report.passed:
+            self._ran.add(nodeid)
         self._duration[nodeid] = self._duration.get(nodeid, 0.0) + float(report.duration or 0)
         if nodeid in self._problem:
+            return
+        pending = getattr(report, "pgclaims_pending", None)
+        if pending is not None:
+            self._problem[nodeid] = ("PENDING", str(pending))
             return
         if report.failed:
             if report.when == "call" and row.get("verdict") == "REFUTED":
@@ -157,7 +165,6 @@ class Collector:
 
     def rows(self) -> list[dict[str, Any]]:
         """Every row, in CLAIMS.md order of claims, then by test id."""
-        order = {cid: i for i, cid in enumerate(all_claims())}
         out = []
         for nodeid, row in self._rows.items():
             row = dict(row)
@@ -165,14 +172,23 @@ class Collector:
             if nodeid in self._problem:
                 verdict, reason = self._problem[nodeid]
                 row.update(verdict=verdict, reason=reason)
-                if verdict == "ERROR":
+                if verdict in ("ERROR", "PENDING"):
                     row.update(statistic=None, interval=None, p_value=None)
             out.append(row)
-        out.sort(key=lambda r: (order.get(r["claim_id"], len(order)), r["nodeid"]))
-        return out
+        return sorted(out, key=results_order)
+
+    def unfinished(self) -> set[str]:
+        """Tests that began but never ended their call (a run interrupted in them)."""
+        return set(self._rows) - self._ran
 
     def __len__(self) -> int:
         return len(self._rows)
+
+
+def results_order(row: Mapping[str, Any]) -> tuple[int, str]:
+    """Sort key of rows: CLAIMS.md order of claims (registered ones after), then test id."""
+    order = {cid: i for i, cid in enumerate(all_claims())}
+    return order.get(row["claim_id"], len(order)), row["nodeid"]
 
 
 def counts(rows: list[dict[str, Any]]) -> dict[str, int]:
@@ -263,10 +279,13 @@ def adjust_p_values(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def document(run_id: str, created: str, scale: Scale, rows: list[dict[str, Any]],
-             prov: dict[str, Any], figures: dict[str, Any] | None = None) -> dict[str, Any]:
+             prov: dict[str, Any], figures: dict[str, Any] | None = None,
+             partial: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The run's results.json; ``partial`` (a run stopped before every test was measured,
+    :func:`pgclaims.suite.stopping.partial_record`) only when there is one."""
     rows = [dict(r, reading=reading(r)) if r.get("verdict") == "REFUTED" else r
             for r in adjust_p_values(rows)]
-    return plain({
+    doc = {
         "schema": SCHEMA_VERSION,
         "run_id": run_id,
         "created": created,
@@ -274,7 +293,10 @@ def document(run_id: str, created: str, scale: Scale, rows: list[dict[str, Any]]
         "provenance": prov,
         "results": rows,
         "figures": figures or {},
-    })
+    }
+    if partial is not None:
+        doc["partial"] = partial
+    return plain(doc)
 
 
 def write_json(path: Path, doc: Any) -> Path:

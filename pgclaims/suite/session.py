@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pgclaims.suite import claims as claims_mod
-from pgclaims.suite import eta
+from pgclaims.suite import eta, stopping
 from pgclaims.suite import progress as progress_mod
 from pgclaims.suite.agents import AgentStore, cache_root, describe_source
 from pgclaims.suite.backend import backend_record
@@ -30,6 +30,7 @@ from pgclaims.suite.results import (
     item_params,
     plain,
     provenance,
+    results_order,
     row_of,
     set_row,
     write_json,
@@ -102,6 +103,9 @@ class RunSession:
         self.config = config
         self.finished: dict[str, Any] | None = None
         self.warnings: list[str] = []
+        self.planned: dict[str, dict[str, Any]] = {}
+        """The rows of the collected claims tests (those never run are PENDING at the end)."""
+        self.pending: set[str] = set()
         self.eta = eta.Tracker(progress_mod.log_file_sink(state.run_dir / "progress.log",
                                                           state.echo),
                                state.started, config.getoption("pgclaims_eta_every"),
@@ -113,7 +117,8 @@ class RunSession:
     def pytest_configure_node(self, node: Any) -> None:
         s = self.state
         node.workerinput.update(pgclaims_run_id=s.run_id, pgclaims_reports_dir=str(s.reports_dir),
-                                pgclaims_started=s.started, pgclaims_created=s.created)
+                                pgclaims_started=s.started, pgclaims_created=s.created,
+                                pgclaims_controller_pid=os.getpid())
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         s = self.state
@@ -167,6 +172,10 @@ class RunSession:
                     fnmatch.fnmatchcase(claim.id, p) for p in s.claim_patterns)):
                 deselected.append(item)
                 continue
+            if claim is not None and s.excluded.intersection(
+                    v for v in item_params(item).values() if isinstance(v, str)):
+                deselected.append(item)  # e.g. decays_with_task[...-Walker2d-v5] under --env
+                continue
             if claim is None:
                 kept.append(item)
                 continue
@@ -198,16 +207,24 @@ class RunSession:
             return
         ledger = eta.build_ledger(s.scale, [(n, row["claim_id"], row["params"]) if row else
                                             (n, None, {}) for n, row in rows])
+        planned = {n: row for n, row in rows if row}
         if s.controller:
             self.eta.start(ledger)
+            self.planned = planned
         else:
             eta.save(ledger, eta.ledger_path(s.run_dir, progress_mod.worker_id()))
+            stopping.save_planned(planned, stopping.planned_path(s.run_dir,
+                                                                 progress_mod.worker_id()))
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
         ledger = eta.take(eta.ledger_path(self.state.run_dir, node.gateway.id))
         if ledger is not None:
             self.eta.start(ledger.only(ids))
+        planned = stopping.take_planned(stopping.planned_path(self.state.run_dir,
+                                                              node.gateway.id))
+        if not self.planned:
+            self.planned = {n: planned[n] for n in ids if n in planned}
 
     # -- outcomes -------------------------------------------------------------------------
 
@@ -224,7 +241,12 @@ class RunSession:
     def pytest_runtest_makereport(self, item: pytest.Item,
                                   call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
         report = yield
-        if call.excinfo is not None and call.excinfo.errisinstance(Inconclusive):
+        if call.excinfo is not None and call.excinfo.errisinstance(stopping.Pending):
+            reason = str(call.excinfo.value.reason)
+            setattr(report, stopping.PENDING_ATTR, reason)
+            report.outcome = "skipped"  # not measured: neither a verdict nor a failure
+            report.longrepr = (str(item.path), item.location[1] or 0, f"PENDING: {reason}")
+        elif call.excinfo is not None and call.excinfo.errisinstance(Inconclusive):
             reason = str(call.excinfo.value.reason)
             setattr(report, INCONCLUSIVE_ATTR, reason)
             if call.when == "call":
@@ -241,12 +263,16 @@ class RunSession:
         if getattr(report, INCONCLUSIVE_ATTR, None) is not None and report.when in (
                 "setup", "call"):
             return "inconclusive", "I", ("INCONCLUSIVE", {"yellow": True})
+        if getattr(report, stopping.PENDING_ATTR, None) is not None:
+            return "pending", "P", ("PENDING", {"cyan": True})
         return None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.state.collector.absorb(report)
+        if getattr(report, stopping.PENDING_ATTR, None) is not None:
+            self.pending.add(report.nodeid)
         if report.when not in ("setup", "call"):  # teardown, or xdist's report of a crash
-            self.eta.finished(report.nodeid)
+            self.eta.finished(report.nodeid, measured=report.nodeid not in self.pending)
 
     # -- end of the run -------------------------------------------------------------------
 
@@ -254,10 +280,10 @@ class RunSession:
         s = self.state
         if s.controller:
             self.eta.final()
-        if not s.controller or len(s.collector) == 0:
+        if not s.controller or len(s.collector) == 0 and not self.planned:
             return
         wall = time.time() - s.started
-        rows = s.collector.rows()
+        rows, partial = self._rows_and_partial(exitstatus)
         extra = {
             "selection": {"claims": list(s.claim_patterns), "scale": s.scale_label},
             "xdist_workers": plain(getattr(self.config.option, "numprocesses", None)),
@@ -267,10 +293,39 @@ class RunSession:
             **s.scale.provenance_extra(),
         }
         doc = document(s.run_id, s.created, s.scale, rows,
-                       provenance(s.scale, wall, extra), self._figures())
+                       provenance(s.scale, wall, extra), self._figures(), partial)
         results = write_json(s.run_dir / "results.json", doc)
-        self.finished = {"wall": wall, "rows": rows, "results": results, "index": None}
+        self.finished = {"wall": wall, "rows": rows, "results": results, "index": None,
+                         "partial": partial}
         self.finished["index"] = self._publish(doc)
+
+    def _rows_and_partial(self, exitstatus: int) -> tuple[list[dict[str, Any]],
+                                                         dict[str, Any] | None]:
+        """Every row, those of collected tests that never reported PENDING; and the
+        ``partial`` record when any row is PENDING (:mod:`pgclaims.suite.stopping`)."""
+        s = self.state
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+        reason = stopping.stop_reason(interrupted, s.time_budget, int(exitstatus))
+        # A test cut short by the stop is not measured; one cut by a crash stays an ERROR.
+        cut = s.collector.unfinished() if interrupted or stopping.over_budget() else set()
+        rows = sorted(stopping.with_pending(s.collector.rows(), self.planned, cut, reason),
+                      key=results_order)
+        pending = {row["nodeid"] for row in rows if row["verdict"] == stopping.PENDING}
+        if not pending:
+            return rows, None
+        ledger = self.eta.ledger
+        units = stopping.remaining_units(ledger.tests if ledger else {}, pending,
+                                         self.eta.finished_tests, self.eta.units)
+        claims = list(dict.fromkeys(row["claim_id"] for row in rows))
+        try:
+            partial = stopping.partial_record(s.scale, claims, units, reason, len(pending),
+                                              len(rows), s.budget_s)
+        except Exception as exc:  # the verdicts must still be written
+            self.warnings.append(f"what remains could not be planned ({type(exc).__name__}: "
+                                 f"{exc})")
+            partial = {"reason": reason, "pending_tests": len(pending), "tests": len(rows),
+                       "time_budget_s": s.budget_s, "remaining": None}
+        return rows, partial
 
     def _figures(self) -> dict[str, Any]:
         try:
@@ -306,10 +361,13 @@ class RunSession:
         tr.write_sep("=", "pgclaims verdicts", bold=True)
         tally = counts(done["rows"])
         tr.write_line(f"scale {s.scale_label}, run {s.run_id}, wall time {done['wall']:.1f} s: "
-                      + ", ".join(f"{k} {v}" for k, v in tally.items()))
+                      + ", ".join(f"{k} {v}" for k, v in tally.items()
+                                  if v or k != stopping.PENDING))
         if config.option.verbose > 0:
             for row in done["rows"]:
                 tr.write_line(f"  {row['verdict']:<12} {row['nodeid']}: {row['reason']}")
+        if done["partial"] is not None:
+            tr.write_line(stopping.summary(done["partial"]), bold=True)
         for warning in self.warnings:
             tr.write_line(f"warning: {warning}", yellow=True)
         tr.write_line(f"results: {_show(done['results'])}")

@@ -31,6 +31,12 @@ class RunState:
     """True in the process that reports (no xdist, or the xdist controller)."""
     started: float
     created: str
+    excluded: frozenset[str] = frozenset()
+    """Envs and algos of the scale that --env/--algo left out: a test whose own parameter
+    names one (grad.decays_with_task's ``easier`` env) is deselected."""
+    time_budget: str | None = None
+    """--time-budget as given; ``budget_s`` its seconds (:mod:`pgclaims.suite.stopping`)."""
+    budget_s: float | None = None
     collector: Collector = field(default_factory=Collector)
     default_junit: Path | None = None
     reports_dir_existed: bool = True
