@@ -18,7 +18,6 @@ import numpy as np
 import torch
 
 from pgclaims.agents import ppo, trpo
-from pgclaims.agents.adam import AdamStep
 from pgclaims.agents.advantages import (  # noqa: F401 - re-exported: callers import them here
     Advantages,
     advantages,
@@ -29,6 +28,7 @@ from pgclaims.agents.advantages import (  # noqa: F401 - re-exported: callers im
 )
 from pgclaims.agents.collector import Collector, Stream
 from pgclaims.agents.envs import ObsNormalizer, RewardScaler, RunningMeanStd, make_env
+from pgclaims.agents.minibatch import AdamStep, backward
 from pgclaims.agents.networks import GaussianPolicy, ValueNet
 from pgclaims.agents.protocol import get_protocol
 from pgclaims.agents.rollout import Batch, collect
@@ -293,7 +293,7 @@ def fit_value(
                     continue
                 loss = err[m].mean()
             adam.zero_grad()
-            loss.backward()
+            backward(loss)
             adam.step()
             loss_sum += loss.item()
     return loss_sum / minibatches

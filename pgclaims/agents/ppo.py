@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pgclaims.agents.adam import AdamStep
 from pgclaims.agents.hyper import check_common
+from pgclaims.agents.minibatch import AdamStep, backward
 from pgclaims.agents.networks import GaussianPolicy
 
 TABLE1_PPO: dict[str, dict[str, float]] = {
@@ -133,7 +133,7 @@ def policy_update(
                 entropy = policy.dist(obs[idx][:1]).entropy().sum()
                 loss = loss - cfg.entropy_coef * entropy
             adam.zero_grad()
-            loss.backward()
+            backward(loss)
             adam.step()
     with torch.no_grad():
         logp = policy.log_prob(obs, actions)

@@ -1,20 +1,41 @@
-"""Adam minibatch steps without ``torch.optim``'s per-call bookkeeping, in the same arithmetic.
+"""Minibatch steps of the small nets without torch's per-call Python bookkeeping, in the same
+arithmetic: the backward pass and the Adam step.
 
-A training iteration takes 640 small Adam steps (PPO: 320 on the policy, 320 on the value
-net), and ``Optimizer.step`` and ``zero_grad`` spend most of their ~80 microseconds on Python
-bookkeeping (profiler records, hooks, regrouping the tensors by device and dtype, the lazy
-state check) around one fused kernel. :class:`AdamStep` calls what ``torch.optim.Adam`` with
-``fused=True`` calls for one CPU parameter group, ``torch._foreach_add_(steps, 1)`` then
-``torch._fused_adam_``, with the group's own settings and state tensors (so a checkpoint of the
-optimizer is unchanged), and clears gradients by setting them to None, which is what
-``zero_grad(set_to_none=True)`` does. The results are the optimizer's bit for bit
-(tests/test_collector.py trains with both). Anything else (no state yet, a parameter without a
-gradient, a non-fused or multi-group optimizer, amsgrad) goes through ``optimizer.step()``.
+A training iteration takes 640 small steps (PPO: 320 on the policy, 320 on the value net), each
+a few hundred microseconds, so per-call Python overhead counts:
+
+- :func:`backward` hands the loss to the autograd engine as ``loss.backward()`` does
+  (``torch.autograd.backward``: a scalar loss's gradient seeded with a new ones tensor of its
+  dtype, no retained graph), without the argument normalization and logging checks around it.
+- ``Optimizer.step`` and ``zero_grad`` spend most of their ~80 microseconds on bookkeeping
+  (profiler records, hooks, regrouping the tensors by device and dtype, the lazy state check)
+  around one fused kernel. :class:`AdamStep` calls what ``torch.optim.Adam`` with
+  ``fused=True`` calls for one CPU parameter group, ``torch._foreach_add_(steps, 1)`` then
+  ``torch._fused_adam_``, with the group's own settings and state tensors (so a checkpoint of
+  the optimizer is unchanged), and clears gradients by setting them to None, which is what
+  ``zero_grad(set_to_none=True)`` does. Anything else (no state yet, a parameter without a
+  gradient, a non-fused or multi-group optimizer, amsgrad) goes through ``optimizer.step()``.
+
+The results are torch's bit for bit (tests/test_collector.py trains with both).
 """
 
 from __future__ import annotations
 
 import torch
+
+_ENGINE = getattr(getattr(torch.autograd, "Variable", None), "_execution_engine", None)
+"""torch's autograd engine (``torch.autograd.Variable._execution_engine``, what
+``torch.autograd.backward`` calls), or None in a torch without it."""
+
+
+def backward(loss: torch.Tensor) -> None:
+    """``loss.backward()`` for a scalar float loss, through the engine directly."""
+    if _ENGINE is None or loss.dim() != 0 or not loss.requires_grad:
+        loss.backward()
+        return
+    _ENGINE.run_backward((loss,), (torch.ones((), dtype=loss.dtype),), False, False, (),
+                         allow_unreachable=True, accumulate_grad=True)
+
 
 PLAIN = {"amsgrad": False, "maximize": False, "capturable": False, "differentiable": False,
          "decoupled_weight_decay": False}
@@ -63,4 +84,4 @@ class AdamStep:
                                maximize=False, grad_scale=None, found_inf=None)
 
 
-__all__ = ["AdamStep"]
+__all__ = ["AdamStep", "backward"]
