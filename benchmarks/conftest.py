@@ -41,7 +41,7 @@ def ratio_table() -> list[tuple[str, str]]:
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not RATIOS:
         return
-    terminalreporter.section("pgclaims / Stable-Baselines3 PPO, seconds per training iteration")
+    terminalreporter.section("Stable-Baselines3 PPO / pgclaims, seconds per training iteration")
     width = max(len(name) for name, _ in RATIOS)
     for name, text in RATIOS:
         terminalreporter.write_line(f"{name:{width}}  {text}")

@@ -23,7 +23,7 @@ import torch
 from scipy.special import erf, expit
 from torch import nn
 
-from pgclaims.agents.networks import GaussianPolicy, ValueNet
+from pgclaims.agents.networks import GaussianPolicy, NumpyPolicy, Op, ValueNet
 
 ActFn = Callable[[np.ndarray], np.ndarray]
 
@@ -84,13 +84,14 @@ def _numpy_activation(m: nn.Module) -> ActFn | None:
     return None
 
 
-class MLPSampler:
+class MLPSampler(NumpyPolicy):
     """A frozen numpy copy of a Sequential of Linear layers and known activations: the
-    :class:`~pgclaims.agents.networks.NumpyPolicy` interface for any activation."""
+    :class:`~pgclaims.agents.networks.NumpyPolicy` interface for any activation (its
+    :attr:`ops` are evaluated for many rows at once by the collector's forward passes)."""
 
     def __init__(self, ops: list[tuple[np.ndarray, np.ndarray] | ActFn],
                  log_std: np.ndarray) -> None:
-        self.ops = ops
+        self.ops: list[Op] | None = ops
         self.log_std = log_std
         self.std = np.exp(log_std)
 
@@ -115,21 +116,18 @@ class MLPSampler:
 
     def mean(self, obs: np.ndarray) -> np.ndarray:
         h = np.asarray(obs, np.float64)
-        for op in self.ops:
+        for op in self.ops or ():
             h = op[0] @ h + op[1] if isinstance(op, tuple) else op(h)
         return h
-
-    def sample(self, obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        mu = self.mean(obs)
-        return mu + self.std * rng.standard_normal(mu.shape)
 
 
 class TorchSampler(MLPSampler):
     """The fallback for any other mean module: a float64 torch forward pass per step (exact,
-    several times slower than :class:`MLPSampler`)."""
+    several times slower than :class:`MLPSampler`; the collector evaluates it row by row)."""
 
     def __init__(self, mean: nn.Module, log_std: torch.Tensor) -> None:
         super().__init__([], log_std.detach().double().numpy().copy())
+        self.ops = None
         self.module = copy.deepcopy(mean).double().eval()
 
     def mean(self, obs: np.ndarray) -> np.ndarray:

@@ -1,7 +1,8 @@
 """An agent: networks, optimizers, normalizers and RNG, and one training iteration.
 
-The data flows one way: :func:`pgclaims.agents.rollout.collect` -> :func:`advantages` ->
-the algorithm's ``policy_update`` -> :func:`fit_value`.
+The data flows one way: :func:`sample` (the lockstep collector, or
+:func:`pgclaims.agents.rollout.collect` for an environment not stepped directly) ->
+:func:`advantages` -> the algorithm's ``policy_update`` -> :func:`fit_value`.
 """
 
 from __future__ import annotations
@@ -25,10 +26,13 @@ from pgclaims.agents.advantages import (  # noqa: F401 - re-exported: callers im
     time_limit_cuts,
     treated_terminal,
 )
+from pgclaims.agents.collector import Collector, Stream
 from pgclaims.agents.envs import ObsNormalizer, RewardScaler, RunningMeanStd, make_env
+from pgclaims.agents.minibatch import AdamStep, backward
 from pgclaims.agents.networks import GaussianPolicy, ValueNet
 from pgclaims.agents.protocol import get_protocol
 from pgclaims.agents.rollout import Batch, collect
+from pgclaims.agents.sims import supports
 
 TRAINING_VERSION = 1
 """Bump when a change alters what training produces for a given config (the sampler, an update
@@ -268,6 +272,7 @@ def fit_value(
     n = len(obs)
     size = n // minibatches
     loss_sum = 0.0
+    adam = AdamStep(optimizer)
     for _ in range(epochs):
         perm = torch.from_numpy(rng.permutation(n))
         loss_sum = 0.0
@@ -287,11 +292,36 @@ def fit_value(
                 if not bool(m.any()):
                     continue
                 loss = err[m].mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            adam.zero_grad()
+            backward(loss)
+            adam.step()
             loss_sum += loss.item()
     return loss_sum / minibatches
+
+
+def training_env(env_id: str) -> Collector | Any:
+    """What training collects from: the direct MuJoCo collector for an id it steps
+    (:func:`pgclaims.agents.sims.supports`; row by row, so every batch is the gymnasium
+    collector's bit for bit), else the gymnasium environment. Close it after use."""
+    if supports(env_id):
+        return Collector(env_id, nsim=1, forward="rowwise")
+    return make_env(env_id)
+
+
+def training_stream(agent: Agent) -> Stream:
+    """The agent's next training batch as a collector stream (normalizers updated)."""
+    return Stream(agent.hyper.steps_per_iteration, agent.rng, agent.policy.numpy_sampler(),
+                  agent.obs_norm, agent.reward_scaler, update=True)
+
+
+def sample(agent: Agent, env: Any) -> Batch:
+    """The agent's next training batch from ``env`` (see :func:`training_env`)."""
+    if isinstance(env, Collector):
+        return env.collect([training_stream(agent)])[0]
+    return collect(
+        env, agent.policy.numpy_sampler(), agent.obs_norm, agent.reward_scaler,
+        agent.hyper.steps_per_iteration, agent.rng, update_normalizers=True,
+    )
 
 
 def iterate(agent: Agent, env: Any) -> dict[str, float]:
@@ -299,14 +329,16 @@ def iterate(agent: Agent, env: Any) -> dict[str, float]:
 
     Returns the curve row of the policy *before* the update (``iteration`` = its index), whose
     batch the row's episode statistics describe."""
+    t0 = time.perf_counter()
+    batch = sample(agent, env)
+    return learn(agent, batch, time.perf_counter() - t0, t0)
+
+
+def learn(agent: Agent, batch: Batch, sample_s: float, t0: float) -> dict[str, float]:
+    """The rest of :func:`iterate` once ``batch`` is collected (``sample_s`` seconds, the
+    iteration started at ``perf_counter() == t0``): advantages, policy step, value fit."""
     hp = agent.hyper
     it = agent.iteration
-    t0 = time.perf_counter()
-    batch = collect(
-        env, agent.policy.numpy_sampler(), agent.obs_norm, agent.reward_scaler,
-        hp.steps_per_iteration, agent.rng, update_normalizers=True,
-    )
-    t_sample = time.perf_counter() - t0
     adv = agent_advantages(agent, batch)
     set_lrs(agent, it)
     obs = torch.from_numpy(batch.obs)
@@ -347,7 +379,7 @@ def iterate(agent: Agent, env: Any) -> dict[str, float]:
         "value_loss": value_loss,
         "log_std": float(agent.policy.log_std.detach().mean()),
         "lr_factor": lr_factor(hp, it, agent.config.iterations),
-        "sample_s": t_sample,
+        "sample_s": sample_s,
         "total_s": time.perf_counter() - t0,
     }
     agent.curve.append(row)

@@ -132,3 +132,39 @@ class RewardScaler:
             self.stats.push(np.asarray(self.ret))
         scaled = reward / (float(self.stats.std) + 1e-8) if self.stats.count else reward
         return float(np.clip(scaled, -self.clip, self.clip))
+
+
+class FrozenObsNorm:
+    """:class:`ObsNormalizer` with its statistics fixed (measurement): the same arithmetic,
+    with the standard deviation computed once instead of at every step (it is ~10% of a step)."""
+
+    def __init__(self, norm: ObsNormalizer) -> None:
+        self.clip = norm.clip
+        self.identity = norm.stats.count == 0
+        self.mean = norm.stats.mean.copy()
+        self.denom = norm.stats.std + 1e-8
+
+    def __call__(self, obs: np.ndarray, update: bool) -> np.ndarray:
+        if update:
+            raise ValueError("a frozen normalizer cannot be updated")
+        x = obs if self.identity else (obs - self.mean) / self.denom
+        return np.minimum(np.maximum(x, -self.clip), self.clip)
+
+
+class FrozenRewardScaler:
+    """:class:`RewardScaler` with its statistics fixed (measurement). Without updates the
+    running return never feeds back into the scale, so it is not tracked."""
+
+    def __init__(self, scaler: RewardScaler) -> None:
+        self.clip = scaler.clip
+        self.denom = (float(scaler.stats.std) + 1e-8
+                      if scaler.normalize and scaler.stats.count else None)
+
+    def reset(self) -> None:
+        pass
+
+    def __call__(self, reward: float, update: bool) -> float:
+        if update:
+            raise ValueError("a frozen reward scaler cannot be updated")
+        scaled = reward / self.denom if self.denom is not None else reward
+        return min(max(scaled, -self.clip), self.clip)

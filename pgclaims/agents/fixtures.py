@@ -28,6 +28,8 @@ from filelock import FileLock
 
 from pgclaims.agents import backend, checkpoint
 from pgclaims.agents.agent import TRAINING_VERSION, Agent, TrainConfig
+from pgclaims.agents.lockstep import train_together
+from pgclaims.agents.sims import supports
 from pgclaims.agents.train import ckpt_name, train, write_json
 
 ROOT = Path(__file__).resolve().parents[2] / "fixtures"
@@ -92,9 +94,8 @@ def manifest_entry(agent: Agent, wall_time_s: float) -> dict[str, Any]:
     }
 
 
-def train_fixture(config: TrainConfig, base: Path | None = None, progress: bool = True) -> dict:
-    """Train (or resume) ``config`` into the store and record it in the manifest."""
-    base = base or root()
+def _store_dir(config: TrainConfig, base: Path) -> Path:
+    """The store directory of ``config``, which must be one of its protocol's fixtures."""
     standard = TrainConfig.create(config.env_id, config.algo, config.seed, config.iterations,
                                   protocol=config.protocol)
     if config != standard:
@@ -103,11 +104,14 @@ def train_fixture(config: TrainConfig, base: Path | None = None, progress: bool 
             "from env, algo, seed, iterations and protocol); train variants with "
             "`pgclaims train --out DIR`"
         )
-    run_dir = base / "store" / config.key()
-    t0 = time.perf_counter()
-    agent = train(config, run_dir, progress=progress)
+    return base / "store" / config.key()
+
+
+def _record(agent: Agent, base: Path, run_dir: Path, wall_time_s: float,
+            **extra: Any) -> dict[str, Any]:
+    """Record a finished agent in the manifest (its resume file is no longer needed)."""
     (run_dir / "latest.safetensors").unlink(missing_ok=True)  # only needed to resume
-    entry = manifest_entry(agent, time.perf_counter() - t0)
+    entry = {**manifest_entry(agent, wall_time_s), **extra}
     with FileLock(str(base / ".manifest.lock")):
         manifest = read_manifest(base)
         manifest["agents"] = [a for a in manifest["agents"] if a["key"] != entry["key"]]
@@ -116,6 +120,30 @@ def train_fixture(config: TrainConfig, base: Path | None = None, progress: bool 
                                                a["algo"], a["seed"]))
         write_json(base / "manifest.json", manifest)
     return entry
+
+
+def train_fixture(config: TrainConfig, base: Path | None = None, progress: bool = True) -> dict:
+    """Train (or resume) ``config`` into the store and record it in the manifest."""
+    base = base or root()
+    run_dir = _store_dir(config, base)
+    t0 = time.perf_counter()
+    agent = train(config, run_dir, progress=progress)
+    return _record(agent, base, run_dir, time.perf_counter() - t0)
+
+
+def train_fixtures_together(configs: list[TrainConfig], base: Path | None = None
+                            ) -> list[dict[str, Any]]:
+    """Train (or resume) fixtures of one environment in lockstep
+    (:func:`pgclaims.agents.lockstep.train_together`: the same agents as
+    :func:`train_fixture` of each), recording each in the manifest as it finishes. An entry's
+    ``wall_time_s`` is the group's time until that agent finished, ``lockstep`` the group size."""
+    base = base or root()
+    dirs = [_store_dir(c, base) for c in configs]
+    t0 = time.perf_counter()
+    entries: list[dict[str, Any]] = []
+    train_together(configs, dirs, on_finish=lambda agent, run_dir: entries.append(_record(
+        agent, base, run_dir, time.perf_counter() - t0, lockstep=len(configs))))
+    return entries
 
 
 def find(env_id: str, algo: str, seed: int, iterations: int = 500,
@@ -175,37 +203,75 @@ def describe(base: Path | None = None) -> str:
 
 
 def train_job(job: tuple[TrainConfig, Path]) -> dict[str, Any]:
-    """Train (or resume) one fixture, ``(config, store base)``: the unit of :func:`train_set`."""
+    """Train (or resume) one fixture, ``(config, store base)``."""
     config, base = job
     return train_fixture(config, base, progress=False)
 
 
+def group_job(job: tuple[list[TrainConfig], Path]) -> list[dict[str, Any]]:
+    """Train (or resume) a lockstep group, ``(configs, store base)``: the unit of
+    :func:`train_set` (a group of one environment the collector does not step directly is one
+    config, trained alone)."""
+    configs, base = job
+    if len(configs) == 1 and not supports(configs[0].env_id):
+        return [train_fixture(configs[0], base, progress=False)]
+    return train_fixtures_together(configs, base)
+
+
+LOCKSTEP = 10
+"""Most runs a lockstep group holds: beyond ~10 the per-step Python cost it shares is already
+small beside the physics of the group (docs/benchmarks.md)."""
+
+
+def lockstep_groups(configs: list[TrainConfig], jobs: int) -> list[list[TrainConfig]]:
+    """``configs`` cut into lockstep groups: per environment id (one simulation task each), at
+    most :data:`LOCKSTEP` runs, and at least ``jobs`` groups of an environment where it has that
+    many configs (so that ``jobs`` processes have work); ids the collector does not step
+    directly are groups of one."""
+    by_env: dict[str, list[TrainConfig]] = {}
+    for c in configs:
+        by_env.setdefault(c.env_id, []).append(c)
+    groups: list[list[TrainConfig]] = []
+    for env_id, cs in by_env.items():
+        if not supports(env_id):
+            groups += [[c] for c in cs]
+            continue
+        n = max(-(-len(cs) // LOCKSTEP), min(jobs, len(cs)))
+        groups += [cs[i::n] for i in range(n)]
+    return groups
+
+
 def train_set(configs: list[TrainConfig], jobs: int = 1,
               say: Any = print) -> list[dict[str, Any]]:
-    """Train (or resume) every config into the store, ``jobs`` at a time, each agent in its own
-    process, or as a Ray task under the ray backend (:mod:`pgclaims.agents.backend`; a task
-    whose worker dies resumes from the agent's latest checkpoint); deterministic whatever the
-    order or the backend. ``say`` gets a line per finished agent with the set's overall ETA.
-    Agents already in the manifest are skipped. Ray workers write to the store path as this
-    process sees it, so a cluster of several machines needs it on a shared filesystem."""
+    """Train (or resume) every config into the store, ``jobs`` lockstep groups at a time
+    (:func:`lockstep_groups`; the runs of a group collect their batches together, each agent
+    still exactly what it is alone), each group in its own process, or as a Ray task under the
+    ray backend (:mod:`pgclaims.agents.backend`; a task whose worker dies resumes every agent
+    from its latest checkpoint); deterministic whatever the order, grouping or backend. ``say``
+    gets a line per finished agent with the set's overall ETA. Agents already in the manifest
+    are skipped. Ray workers write to the store path as this process sees it, so a cluster of
+    several machines needs it on a shared filesystem."""
     base = root().resolve()
     have = {a["key"] for a in read_manifest(base)["agents"]}
     todo = [c for c in configs if c.key() not in have]
+    groups = lockstep_groups(todo, jobs)
     say(f"{len(configs) - len(todo)} of {len(configs)} agents already in the store; "
-        f"training {len(todo)} with {jobs} job(s)")
+        f"training {len(todo)} in {len(groups)} lockstep group(s) with {jobs} job(s)")
     done: list[dict[str, Any]] = []
     if not todo:
         return done
     t0 = time.perf_counter()
-    for (c, _), entry in backend.run_each(train_job, [(c, base) for c in todo], jobs):
-        done.append(entry)
-        elapsed = time.perf_counter() - t0
-        eta = elapsed / len(done) * (len(todo) - len(done))
-        say(f"[{len(done)}/{len(todo)}] {c.protocol} {c.env_id} {c.algo} seed {c.seed}: "
-            f"final mean return {entry['final_mean_return']:.0f}, "
-            f"{entry['wall_time_s']:.0f} s; elapsed {elapsed / 60:.1f} min, "
-            f"ETA {eta / 60:.1f} min")
+    for _, entries in backend.run_each(group_job, [(g, base) for g in groups], jobs):
+        for entry in entries:
+            done.append(entry)
+            elapsed = time.perf_counter() - t0
+            eta = elapsed / len(done) * (len(todo) - len(done))
+            say(f"[{len(done)}/{len(todo)}] {entry['protocol']} {entry['env_id']} "
+                f"{entry['algo']} seed {entry['seed']}: final mean return "
+                f"{entry['final_mean_return']:.0f}, {entry['wall_time_s']:.0f} s; "
+                f"elapsed {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min")
     return done
 
 
-__all__ = ["FixtureError", "curve", "describe", "find", "load", "train_fixture", "train_set"]
+__all__ = ["FixtureError", "curve", "describe", "find", "load", "lockstep_groups", "train_fixture",
+           "train_fixtures_together", "train_set"]

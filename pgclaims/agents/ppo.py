@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from pgclaims.agents.hyper import check_common
+from pgclaims.agents.minibatch import AdamStep, backward
 from pgclaims.agents.networks import GaussianPolicy
 
 TABLE1_PPO: dict[str, dict[str, float]] = {
@@ -117,6 +118,7 @@ def policy_update(
     normalized on its own (centered unless ``center`` is False: the zero baseline)."""
     n = len(obs)
     size = n // cfg.minibatches
+    adam = AdamStep(optimizer)
     for _ in range(cfg.epochs):
         perm = torch.from_numpy(rng.permutation(n))
         for start in range(0, size * cfg.minibatches, size):
@@ -130,9 +132,9 @@ def policy_update(
                 # Entropy of a diagonal Gaussian depends only on the state-independent log-std.
                 entropy = policy.dist(obs[idx][:1]).entropy().sum()
                 loss = loss - cfg.entropy_coef * entropy
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            adam.zero_grad()
+            backward(loss)
+            adam.step()
     with torch.no_grad():
         logp = policy.log_prob(obs, actions)
         surrogate = clipped_surrogate(logp, logp_old, adv, cfg.clip_eps)

@@ -1,10 +1,13 @@
-"""The sampler: run a policy and collect state-action pairs as trajectories.
+"""The gymnasium collector: run a policy and collect state-action pairs as trajectories.
 
-One sampler serves training (normalizers updated as the authors' filters do) and measurement
-(normalizers frozen). Every batch starts from a fresh reset seeded from ``rng``, as in the
-authors' code, so a batch depends only on (policy, normalizer state, rng state): resuming a run
-and re-sampling a checkpoint are exact. The last trajectory of a batch is cut at ``n_steps`` and
-flagged truncated, like a time-limit truncation.
+It serves training (normalizers updated as the authors' filters do) and measurement
+(normalizers frozen) on any gymnasium environment, one step at a time. For the MuJoCo tasks
+both collect through :mod:`pgclaims.agents.collector` instead, which steps MuJoCo directly,
+many streams in lockstep, and reproduces this function bit for bit (training's row-by-row
+forward pass); :func:`collect` is its reference. Every batch starts from a fresh reset seeded
+from ``rng``, as in the authors' code, so a batch depends only on (policy, normalizer state,
+rng state): resuming a run and re-sampling a checkpoint are exact. The last trajectory of a
+batch is cut at ``n_steps`` and flagged truncated, like a time-limit truncation.
 """
 
 from __future__ import annotations

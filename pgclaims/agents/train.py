@@ -19,8 +19,7 @@ import torch
 from tqdm import tqdm
 
 from pgclaims.agents import checkpoint
-from pgclaims.agents.agent import Agent, TrainConfig, iterate, make_agent
-from pgclaims.agents.envs import make_env
+from pgclaims.agents.agent import Agent, TrainConfig, iterate, make_agent, training_env
 
 
 class RunDirError(ValueError):
@@ -83,7 +82,7 @@ def train(
     torch.set_num_threads(1)
     agent = _resume_or_start(config, run_dir)
     write_json(run_dir / "config.json", config.to_dict())
-    env = make_env(config.env_id)
+    env = training_env(config.env_id)
     label = f"{config.env_id} {config.algo} seed {config.seed}"
     bar = tqdm(
         total=config.iterations, initial=agent.iteration, desc=label, unit="it",

@@ -25,6 +25,7 @@ from filelock import FileLock, Timeout
 
 from pgclaims.agents.agent import Agent
 from pgclaims.agents.networks import flat_params
+from pgclaims.agents.sims import MUJOCO_ENVS, supports
 
 MEASURE_VERSION = 3
 """Bump when a change alters what a measurement returns for the same inputs (2: the batched
@@ -56,10 +57,15 @@ def cache_dir() -> Path:
 
 def agent_id(agent: Agent) -> str:
     """The checkpoint's identity: config key, iteration, parameters and the frozen normalizer
-    statistics (one set of weights with two VecNormalize files is two agents)."""
+    statistics (one set of weights with two VecNormalize files is two agents). A wrapped
+    environment id that the collector steps directly (an adapter's ``ClipAction`` id: sampled
+    through gymnasium before the collector served the adapters, so its numbers changed by
+    the batched forward pass's rounding) is marked, so no result cached before is read."""
     h = hashlib.sha256()
     h.update(agent.config.key().encode())
     h.update(str(agent.iteration).encode())
+    if supports(agent.config.env_id) and agent.config.env_id not in MUJOCO_ENVS:
+        h.update(b"direct collector")
     h.update(flat_params(agent.policy).numpy().tobytes())
     h.update(flat_params(agent.value).numpy().tobytes())
     for norm in (agent.obs_norm, agent.reward_scaler):

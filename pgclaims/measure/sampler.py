@@ -7,12 +7,13 @@ depends only on its rng: chunks can be drawn in any order, by any process
 (:mod:`pgclaims.measure.parallel`). (At iteration 0 the saved observation normalizer has seen
 nothing and is the identity with clipping.)
 
-For Hopper-v5, Walker2d-v5 and Humanoid-v5 an opt-in batched path
-(:mod:`pgclaims.measure.batched`; ``FrozenSampler(agent, batched=True)`` or :data:`BATCHED`)
-steps MuJoCo directly and draws many chunks in lockstep with one policy forward pass for all of
-them. Each chunk consumes its rng exactly as ``collect`` does, and the environment is v5's bit for
-bit; only the batched matmul's rounding differs, so its numbers are not the gymnasium path's.
-Off by default, and the gymnasium path is unchanged.
+For the environments the collector steps directly (Hopper-v5, Walker2d-v5 and Humanoid-v5, also
+under the adapters' ``ClipAction``; :func:`pgclaims.agents.sims.supports`) the batched path
+(:mod:`pgclaims.measure.batched`, the collector that training uses too; on unless
+``FrozenSampler(agent, batched=False)`` or :data:`BATCHED` says otherwise) draws many chunks in
+lockstep with one policy forward pass for all of them. Each chunk consumes its rng exactly as
+``collect`` does, and the environment is v5's bit for bit; only the batched matmul's rounding
+differs, so its numbers are not the gymnasium path's, which is unchanged.
 """
 
 from __future__ import annotations
@@ -25,7 +26,11 @@ import numpy as np
 import torch
 
 from pgclaims.agents.agent import Agent
-from pgclaims.agents.envs import ObsNormalizer, RewardScaler, make_env
+from pgclaims.agents.envs import (  # noqa: F401 - FrozenObsNorm, FrozenRewardScaler re-exported
+    FrozenObsNorm,
+    FrozenRewardScaler,
+    make_env,
+)
 from pgclaims.agents.networks import GaussianPolicy, NumpyPolicy, flat_params, set_flat_params
 from pgclaims.agents.rollout import Batch, collect
 from pgclaims.measure.batched import NSIM, BatchedSampler, per_job, supports
@@ -67,43 +72,6 @@ def reduce_group(sampler: FrozenSampler, reduce: Callable[[Batch, Any], Any],
     batches = sampler.batches([(job[0], rng_for(seed, *job[1])) for job in group],
                               policies=policies if samplers else None)
     return [reduce(b, job[2]) for b, job in zip(batches, group, strict=True)]
-
-
-class FrozenObsNorm:
-    """:class:`pgclaims.agents.envs.ObsNormalizer` with its statistics fixed: the same
-    arithmetic, with
-    the standard deviation computed once instead of at every step (it is ~10% of a step)."""
-
-    def __init__(self, norm: ObsNormalizer) -> None:
-        self.clip = norm.clip
-        self.identity = norm.stats.count == 0
-        self.mean = norm.stats.mean.copy()
-        self.denom = norm.stats.std + 1e-8
-
-    def __call__(self, obs: np.ndarray, update: bool) -> np.ndarray:
-        if update:
-            raise ValueError("a frozen normalizer cannot be updated")
-        x = obs if self.identity else (obs - self.mean) / self.denom
-        return np.minimum(np.maximum(x, -self.clip), self.clip)
-
-
-class FrozenRewardScaler:
-    """:class:`pgclaims.agents.envs.RewardScaler` with its statistics fixed. Without updates the
-    running return never feeds back into the scale, so it is not tracked."""
-
-    def __init__(self, scaler: RewardScaler) -> None:
-        self.clip = scaler.clip
-        self.denom = (float(scaler.stats.std) + 1e-8
-                      if scaler.normalize and scaler.stats.count else None)
-
-    def reset(self) -> None:
-        pass
-
-    def __call__(self, reward: float, update: bool) -> float:
-        if update:
-            raise ValueError("a frozen reward scaler cannot be updated")
-        scaled = reward / self.denom if self.denom is not None else reward
-        return min(max(scaled, -self.clip), self.clip)
 
 
 class FrozenSampler:

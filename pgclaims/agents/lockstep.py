@@ -1,0 +1,110 @@
+"""Several training runs of one environment in lockstep: one collector call per iteration.
+
+Each iteration, :func:`train_together` draws the next batch of every unfinished run in one
+call of the direct collector (:class:`pgclaims.agents.collector.Collector`): the simulations of
+all runs are stepped together, one ``mujoco.batch`` call per step for Hopper and Walker2d, so
+the per-step Python cost of collecting is paid once for the group instead of once per run.
+Each run's policy is evaluated on its own row with its own arithmetic and its normalizers are
+its own rows, so every batch is the one the run would collect alone; then each run's update
+runs on its own. A run's directory ends up exactly as :func:`pgclaims.agents.train.train`
+leaves it (the same checkpoints, bit for bit, at the same iterations; tests/test_collector.py),
+and an interrupted group resumes every run from its own ``latest.safetensors``.
+
+One process-wide state needs care: the torch RNG. A checkpoint stores
+``torch.get_rng_state()``, which in a lone run is the state its initialization left (training
+draws nothing from torch). Each run's state is kept here and put in place before its update and
+its saves.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pgclaims.agents import checkpoint
+from pgclaims.agents.agent import Agent, TrainConfig, learn, training_stream
+from pgclaims.agents.collector import Collector
+from pgclaims.agents.sims import supports
+from pgclaims.agents.train import _resume_or_start, ckpt_name, write_json
+
+
+class _Run:
+    """One run of the group: its agent, directory and torch RNG state."""
+
+    def __init__(self, config: TrainConfig, run_dir: Path) -> None:
+        self.config = config
+        self.dir = run_dir
+        self.agent = _resume_or_start(config, run_dir)
+        self.torch_rng = torch.get_rng_state()
+        write_json(run_dir / "config.json", config.to_dict())
+
+    @property
+    def done(self) -> bool:
+        return self.agent.iteration >= self.config.iterations
+
+    def save(self, name: str) -> None:
+        torch.set_rng_state(self.torch_rng)
+        checkpoint.save(self.agent, self.dir / name)
+
+
+def train_together(configs: Sequence[TrainConfig], run_dirs: Sequence[str | os.PathLike[str]],
+                   *, save_every: int = 10, on_finish: Callable[[Agent, Path], Any] | None = None,
+                   stop_after: int | None = None) -> list[Agent]:
+    """Train (or resume) every config in its run directory, all in lockstep; the same files as
+    :func:`pgclaims.agents.train.train` of each alone. All configs need one environment id that
+    the collector steps directly. ``on_finish(agent, run_dir)`` is called as each run ends;
+    ``stop_after`` ends the call after that many lockstep iterations (to test interruption)."""
+    if len(configs) != len(run_dirs) or not configs:
+        raise ValueError(f"one run directory per config ({len(configs)} configs, "
+                         f"{len(run_dirs)} directories)")
+    env_ids = {c.env_id for c in configs}
+    if len(env_ids) != 1 or not supports(next(iter(env_ids))):
+        raise ValueError(f"runs trained together need one directly stepped environment id, "
+                         f"got {sorted(env_ids)}")
+    torch.set_num_threads(1)
+    runs = [_Run(c, Path(d)) for c, d in zip(configs, run_dirs, strict=True)]
+    collector = Collector(configs[0].env_id, nsim=len(runs), forward="rowwise")
+    steps = 0
+    try:
+        for run in runs:
+            if run.done:
+                _finish(run, on_finish)
+        while any(not r.done for r in runs):
+            live = [r for r in runs if not r.done]
+            for r in live:
+                if r.agent.iteration in r.config.checkpoints:
+                    r.save(ckpt_name(r.agent.iteration))
+            t0 = time.perf_counter()
+            batches = collector.collect([training_stream(r.agent) for r in live])
+            share = (time.perf_counter() - t0) / len(live)
+            for r, batch in zip(live, batches, strict=True):
+                torch.set_rng_state(r.torch_rng)
+                learn(r.agent, batch, share, time.perf_counter() - share)
+                r.torch_rng = torch.get_rng_state()
+                finished = r.done
+                if r.agent.iteration % save_every == 0 or finished:
+                    r.save("latest.safetensors")
+                    write_json(r.dir / "curve.json", r.agent.curve)
+                if finished:
+                    _finish(r, on_finish)
+            steps += 1
+            if stop_after is not None and steps >= stop_after:
+                break
+    finally:
+        collector.close()
+    return [r.agent for r in runs]
+
+
+def _finish(run: _Run, on_finish: Callable[[Agent, Path], Any] | None) -> None:
+    if run.config.iterations in run.config.checkpoints:
+        run.save(ckpt_name(run.config.iterations))
+    if on_finish is not None:
+        on_finish(run.agent, run.dir)
+
+
+__all__ = ["train_together"]
