@@ -224,3 +224,13 @@ def test_a_measurement_waiting_on_the_cache_lock_says_so(
     assert f"pgclaims: waiting for {entry}.lock: another process is computing the same " \
            "measurement (toy of Hopper-v5 ppo seed 0 it 0)" in said
     assert [r.value for r in results] == [7, 7]
+
+
+@pytest.mark.parametrize("env", [None, "given"])
+def test_the_cache_folder_checked_is_the_measurement_cache(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: str | None) -> None:
+    if env is None:
+        monkeypatch.delenv("PGCLAIMS_CACHE", raising=False)
+    else:
+        monkeypatch.setenv("PGCLAIMS_CACHE", str(tmp_path / env))
+    assert preflight.measure_cache_root() == cache.cache_dir().parent

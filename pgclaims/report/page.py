@@ -280,7 +280,7 @@ def _provenance(results: dict[str, Any]) -> str:
             f"{agents_section(prov)}{protocol_fields_table(results)}")
 
 
-TASK_LABELS = {"training": "agents to train", "gradients": "gradient studies",
+TASK_LABELS = {"training": "agent training runs", "gradients": "gradient studies",
                "value": "value studies", "steps": "step studies", "landscape": "landscapes",
                "ablation": "ablation runs"}
 """Names of the cost plan's task kinds (``partial.remaining.by_kind``); others as they are."""
