@@ -340,7 +340,7 @@ def test_train_set_trains_lockstep_groups(tmp_path: Path,
     assert len(groups) == 9 and sorted(c.key() for g in groups for c in g) == sorted(
         c.key() for c in many)
     assert len(fixtures.lockstep_groups(many[:2], jobs=4)) == 2
-    configs = [TrainConfig.create("Hopper-v5", algo, seed, 2, protocol="corrected")
+    configs = [TrainConfig.create("Hopper-v5", algo, seed, 1, protocol="corrected")
                for algo, seed in (("ppo", 0), ("trpo", 1))]
     lines: list[str] = []
     monkeypatch.setenv("PGCLAIMS_FIXTURES", str(tmp_path / "together"))

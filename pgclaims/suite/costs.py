@@ -79,8 +79,7 @@ def measure_rates(envs: tuple[str, ...], algos: tuple[str, ...], protocol: str =
     wall-clock slowdown seen meanwhile is :attr:`Rates.contention`."""
     import torch
 
-    from pgclaims.agents.agent import TrainConfig, iterate, make_agent
-    from pgclaims.agents.envs import make_env
+    from pgclaims.agents.agent import TrainConfig, iterate, make_agent, training_env
     from pgclaims.measure.gradients import BASELINES, GradReducer
     from pgclaims.measure.sampler import FrozenSampler, rng_for
     from pgclaims.measure.truevalue import LR, MINIBATCH
@@ -93,7 +92,7 @@ def measure_rates(envs: tuple[str, ...], algos: tuple[str, ...], protocol: str =
         agents = {}
         for algo in algos:
             agent = make_agent(TrainConfig.create(env_id, algo, 0, 10, protocol=protocol))
-            env = make_env(env_id)
+            env = training_env(env_id)  # what training collects from
             iterate(agent, env)  # warm-up
             t0 = time.process_time()
             iterate(agent, env)
