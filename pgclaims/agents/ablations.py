@@ -1,0 +1,371 @@
+"""The ablation store: training runs with Table 1 changed, kept as curves, not as agents.
+
+Two claims are about training itself, not about a trained agent: ``baseline.needed_for_reward``
+(agents trained without a baseline) and ``regime.more_samples_lower_lr`` (the step size that
+wins at 2048 and at 20480 pairs per iteration). Both read only final returns, so a run keeps
+its training curve and nothing else: no checkpoint, which keeps the store at a few MB.
+
+Every run gets the committed agents' budget of state-action pairs (500 iterations x 2048),
+so a run at 20480 pairs per iteration has 50 iterations; PPO's annealed LR (``authors``) goes
+to 0 over the run's own iterations. The value-net agent at Table 1's step size and 2048 pairs
+per iteration *is* the committed fixture (same config): it is read from the fixture store,
+never trained again.
+
+Layout under ``fixtures/ablations/``::
+
+    manifest.json      one entry per complete run (see :func:`manifest_entry`)
+    runs/<key>.json    its TrainConfig and its curve: per iteration the pairs sampled so far,
+                       the mean return and the number of episodes of that iteration's batch
+    partial/<key>/     a run in progress (latest checkpoint, full curve): deleted when the run
+                       is complete, ignored by git
+
+``<key>`` is :meth:`pgclaims.agents.agent.TrainConfig.key`, so a change of
+:data:`pgclaims.agents.agent.TRAINING_VERSION` makes every run stale, as it does the fixtures.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import shutil
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from pgclaims.agents import backend, fixtures
+from pgclaims.agents.agent import TRAINING_VERSION, TrainConfig
+from pgclaims.agents.train import train, write_json
+
+SCHEMA = 1
+STUDIES = ("baseline", "regime")
+"""``baseline``: zero-baseline agents (baseline.needed_for_reward); ``regime``: the step-size
+grid at two batch sizes (regime.more_samples_lower_lr)."""
+FIXTURE_ITERATIONS = 500
+"""The committed agents' length (iterations of Table 1's 2048 pairs): the runs' budget."""
+LR_GRID = (0.5, 1.0, 2.0)
+"""Step sizes as multiples of Table 1's (PPO's Adam LR, TRPO's KL bound): issue 21's grid."""
+FINAL_TABLE1_ITERATIONS = 10
+"""The final return is over the last 10 iterations' worth of Table 1 batches, as the fixture
+manifest's ``final_mean_return`` (one iteration at 20480 pairs)."""
+SAVE_PAIRS = 20_480
+"""Pairs between two resume checkpoints (10 iterations at 2048, every iteration at 20480)."""
+CURVE_FIELDS = ("pairs", "mean_return", "episodes")
+
+
+class AblationMissing(LookupError):
+    """A run the claims need is not in the ablation store; the message says what to run."""
+
+
+def table1_steps(env_id: str, algo: str) -> int:
+    return TrainConfig.create(env_id, algo, 0, 1, ()).hyper.steps_per_iteration
+
+
+def knob(algo: str) -> str:
+    """The step-size field the LR grid scales: PPO's Adam LR, TRPO's KL bound."""
+    return "policy_lr" if algo == "ppo" else "max_kl"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One ablation training run. ``budget``: state-action pairs in all (default: the
+    committed agents', :data:`FIXTURE_ITERATIONS` x Table 1's batch)."""
+
+    protocol: str
+    env_id: str
+    algo: str
+    seed: int
+    baseline: str = "valuenet"
+    multiplier: float = 1.0
+    """Step size as a multiple of Table 1's (:func:`knob`)."""
+    steps: int = 0
+    """Pairs per iteration; 0: Table 1's."""
+    budget: int = 0
+    """Pairs in all; 0: the committed agents'."""
+
+    def __post_init__(self) -> None:
+        t1 = table1_steps(self.env_id, self.algo)
+        object.__setattr__(self, "steps", self.steps or t1)
+        object.__setattr__(self, "budget", self.budget or FIXTURE_ITERATIONS * t1)
+        if self.budget % self.steps:
+            raise ValueError(f"budget {self.budget} pairs is not a whole number of iterations "
+                             f"of {self.steps} pairs")
+        if not self.multiplier > 0:
+            raise ValueError(f"step-size multiplier must be > 0, got {self.multiplier}")
+
+    @property
+    def study(self) -> str:
+        return "baseline" if self.baseline == "zero" else "regime"
+
+    @property
+    def iterations(self) -> int:
+        return self.budget // self.steps
+
+    @property
+    def label(self) -> str:
+        base = "zero baseline" if self.baseline == "zero" else "value net"
+        return f"{base}, step size x{self.multiplier:g} at {self.steps} pairs/iteration"
+
+    def config(self) -> TrainConfig:
+        """The TrainConfig: Table 1 under ``protocol``, with the variant's fields changed."""
+        t1 = TrainConfig.create(self.env_id, self.algo, self.seed, 1, (),
+                                protocol=self.protocol).hyper
+        k = knob(self.algo)
+        return TrainConfig.create(self.env_id, self.algo, self.seed, self.iterations, (),
+                                  protocol=self.protocol, baseline=self.baseline,
+                                  steps_per_iteration=self.steps,
+                                  **{k: getattr(t1, k) * self.multiplier})
+
+    @property
+    def committed(self) -> bool:
+        """Whether this run is a committed fixture's training (the same config)."""
+        cfg = self.config()
+        standard = TrainConfig.create(self.env_id, self.algo, self.seed, cfg.iterations,
+                                      protocol=self.protocol)
+        return replace(cfg, checkpoints=standard.checkpoints) == standard
+
+    def variant(self) -> dict[str, Any]:
+        cfg = self.config()
+        return {"baseline": self.baseline, "knob": knob(self.algo),
+                "multiplier": self.multiplier, "step_size": getattr(cfg.hyper, knob(self.algo)),
+                "steps_per_iteration": self.steps}
+
+    def command(self) -> str:
+        return (f"pgclaims fixtures train-ablations --study {self.study} --protocol "
+                f"{self.protocol} --env {self.env_id} --algo {self.algo} --seeds {self.seed}"
+                + (f" --multipliers {self.multiplier:g} --steps {self.steps}"
+                   if self.study == "regime" else "")
+                + (f" --budget {self.budget}"
+                   if self.budget != FIXTURE_ITERATIONS * table1_steps(self.env_id, self.algo)
+                   else ""))
+
+
+def runs_for(study: str, protocol: str, env_id: str, algo: str, seed: int,
+             multipliers: tuple[float, ...] = LR_GRID, steps: tuple[int, ...] = (),
+             budget: int = 0) -> list[Run]:
+    """The runs of ``study`` for one agent seed: the zero-baseline run (``baseline``), or
+    every multiplier at every batch size of ``steps`` (``regime``; default: Table 1's)."""
+    if study == "baseline":
+        return [Run(protocol, env_id, algo, seed, baseline="zero", budget=budget)]
+    if study == "regime":
+        return [Run(protocol, env_id, algo, seed, multiplier=m, steps=n, budget=budget)
+                for n in (steps or (0,)) for m in multipliers]
+    raise ValueError(f"unknown ablation study {study!r}: expected one of {', '.join(STUDIES)}")
+
+
+# -- the store ---------------------------------------------------------------------------
+
+
+def root(base: Path | None = None) -> Path:
+    """``fixtures/ablations`` (under ``PGCLAIMS_FIXTURES`` when set)."""
+    return (base or fixtures.root()) / "ablations"
+
+
+def read_manifest(base: Path | None = None) -> dict[str, Any]:
+    path = root(base) / "manifest.json"
+    if not path.exists():
+        return {"schema": SCHEMA, "runs": []}
+    try:
+        manifest = json.loads(path.read_text())
+        if not isinstance(manifest["runs"], list):
+            raise TypeError("'runs' is not a list")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise fixtures.FixtureError(f"{path}: field 'runs': not an ablation manifest "
+                                    f"({exc})") from exc
+    return manifest
+
+
+def compact_curve(rows: list[dict[str, float]], steps: int) -> dict[str, list[float]]:
+    """The training curve as the claims and the report need it, one list per field:
+    ``pairs`` sampled up to and including iteration i, the ``mean_return`` of the episodes
+    completed in its batch (NaN without one) and their number (``episodes``)."""
+    return {"pairs": [(int(r["iteration"]) + 1) * steps for r in rows],
+            "mean_return": [float(r["mean_return"]) for r in rows],
+            "episodes": [int(r["episodes"]) for r in rows]}
+
+
+def final_return(curve: dict[str, list[float]], window: int) -> float | None:
+    """Mean return of the episodes completed in the run's last ``window`` pairs, each episode
+    weighted once (so 10 batches of 2048 and one of 20480 are the same estimate); None if
+    none completed."""
+    end = curve["pairs"][-1] if curve["pairs"] else 0
+    total = count = 0.0
+    for pairs, ret, eps in zip(curve["pairs"], curve["mean_return"], curve["episodes"],
+                               strict=True):
+        if pairs > end - window and eps > 0 and not math.isnan(ret):
+            total += ret * eps
+            count += eps
+    return total / count if count else None
+
+
+def final_window(env_id: str, algo: str) -> int:
+    return FINAL_TABLE1_ITERATIONS * table1_steps(env_id, algo)
+
+
+def manifest_entry(run: Run, curve: dict[str, list[float]], rows: list[dict[str, float]],
+                   cpu_s: float, cpu_iterations: int) -> dict[str, Any]:
+    cfg = run.config()
+    return {
+        "key": cfg.key(), "study": run.study, "protocol": run.protocol, "env_id": run.env_id,
+        "algo": run.algo, "seed": run.seed, "variant": run.variant(),
+        "iterations": run.iterations, "total_pairs": run.budget,
+        "training_version": TRAINING_VERSION,
+        "final_mean_return": final_return(curve, final_window(run.env_id, run.algo)),
+        "final_mean_return_note": f"mean return of the episodes completed in the last "
+                                  f"{final_window(run.env_id, run.algo)} pairs",
+        "command": run.command(), "versions": fixtures.versions(),
+        "platform": platform.platform(),
+        "wall_time_s": round(sum(float(r.get("total_s", 0.0)) for r in rows), 1),
+        "wall_time_note": "sum of the iterations' wall times, over every resumed session",
+        "cpu_time_s": round(cpu_s, 1), "cpu_iterations": cpu_iterations,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def _record(base: Path, entry: dict[str, Any]) -> None:
+    with FileLock(str(root(base) / ".manifest.lock")):
+        manifest = read_manifest(base)
+        manifest["runs"] = [r for r in manifest["runs"] if r["key"] != entry["key"]]
+        manifest["runs"].append(entry)
+        manifest["runs"].sort(key=lambda r: (r["protocol"], r["env_id"], r["algo"], r["study"],
+                                             r["variant"]["steps_per_iteration"],
+                                             r["variant"]["multiplier"], r["seed"]))
+        write_json(root(base) / "manifest.json", manifest)
+
+
+def train_run(run: Run, base: Path | None = None,
+              stop_after: int | None = None) -> dict[str, Any] | None:
+    """Train (or resume) ``run`` into the ablation store and record it in the manifest; the
+    entry, or None when ``stop_after`` iterations ended the call first (tests). A finished
+    run is returned as it is; a committed fixture's run is refused (it is read, not trained).
+    """
+    base = (base or fixtures.root()).resolve()
+    if run.committed:
+        raise ValueError(f"{run.label}: this is the committed fixture's training; read it with "
+                         f"pgclaims.agents.ablations.curve, train it with train-set")
+    cfg = run.config()
+    key = cfg.key()
+    work = root(base) / "partial" / key
+    work.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(work) + ".lock"):  # two commands never train one run at once
+        done = {r["key"]: r for r in read_manifest(base)["runs"]}
+        if key in done:
+            shutil.rmtree(work, ignore_errors=True)  # left by an interruption after recording
+            return done[key]
+        cpu0 = time.process_time()
+        start = _iterations_done(work)
+        save_every = max(1, SAVE_PAIRS // run.steps)
+        agent = train(cfg, work, save_every=save_every, progress=False, stop_after=stop_after)
+        if agent.iteration < cfg.iterations:
+            return None
+        curve = compact_curve(agent.curve, run.steps)
+        entry = manifest_entry(run, curve, agent.curve, time.process_time() - cpu0,
+                               cfg.iterations - start)
+        write_json(root(base) / "runs" / f"{key}.json",
+                   {"schema": SCHEMA, "config": cfg.to_dict(), "curve": curve})
+        _record(base, entry)
+        shutil.rmtree(work)
+    return entry
+
+
+def _iterations_done(work: Path) -> int:
+    path = work / "curve.json"
+    try:
+        return len(json.loads(path.read_text())) if path.exists() else 0
+    except ValueError:
+        return 0
+
+
+def curve(run: Run, base: Path | None = None) -> dict[str, list[float]]:
+    """The run's compact curve: from the ablation store, or for a committed fixture's run
+    from the fixture store. :class:`AblationMissing` names the command that trains it."""
+    if run.committed:
+        rows = fixtures.curve(run.env_id, run.algo, run.seed, run.iterations, base,
+                              protocol=run.protocol)
+        return compact_curve(rows, run.steps)
+    key = run.config().key()
+    entries = {r["key"] for r in read_manifest(base)["runs"]}
+    path = root(base) / "runs" / f"{key}.json"
+    if key not in entries:
+        raise AblationMissing(f"ablation fixtures missing: {run.protocol} {run.env_id} "
+                              f"{run.algo} seed {run.seed}, {run.label} is not in "
+                              f"{root(base) / 'manifest.json'}; run: {run.command()}")
+    try:
+        data = json.loads(path.read_text())
+        out = {k: list(data["curve"][k]) for k in CURVE_FIELDS}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise fixtures.FixtureError(f"{path}: field 'curve': unreadable ({exc}); retrain: "
+                                    f"delete its entry from the manifest and run "
+                                    f"{run.command()}") from exc
+    return out
+
+
+def describe(base: Path | None = None) -> str:
+    rows = read_manifest(base)["runs"]
+    if not rows:
+        return f"no ablation runs in {root(base)}"
+    lines = [f"{'protocol':9} {'env':13} {'algo':5} {'study':8} {'variant':26} {'seed':>4} "
+             f"{'final return':>12}  key"]
+    for r in rows:
+        v = r["variant"]
+        var = ("zero baseline" if v["baseline"] == "zero"
+               else f"x{v['multiplier']:g} at {v['steps_per_iteration']}")
+        ret = r["final_mean_return"]
+        ret_s = f"{ret:12.1f}" if ret is not None else f"{'n/a':>12}"
+        lines.append(f"{r['protocol']:9} {r['env_id']:13} {r['algo']:5} {r['study']:8} "
+                     f"{var:26} {r['seed']:>4} {ret_s}  {r['key']}")
+    return "\n".join(lines)
+
+
+def train_job(job: tuple[Run, Path]) -> dict[str, Any]:
+    """Train one run, ``(run, base)``: the unit of :func:`train_runs` (a module-level
+    function, as :func:`pgclaims.agents.backend.run_each` needs)."""
+    run, base = job
+    entry = train_run(run, base)
+    assert entry is not None
+    return entry
+
+
+def train_runs(runs: list[Run], jobs: int = 1, say: Any = print,
+               base: Path | None = None) -> list[dict[str, Any]]:
+    """Train (or resume) every run not yet in the store, ``jobs`` at a time, each in its own
+    process (or Ray task); committed fixtures' runs are read, not trained. ``say`` gets a line
+    per finished run with the set's ETA. Deterministic whatever the order or the jobs."""
+    base = (base or fixtures.root()).resolve()
+    have = {r["key"] for r in read_manifest(base)["runs"]}
+    committed = [r for r in runs if r.committed]
+    todo = [r for r in runs if not r.committed and r.config().key() not in have]
+    missing = [r for r in committed if not _fixture_present(r, base)]
+    say(f"{len(runs) - len(todo) - len(committed)} of {len(runs)} runs already in "
+        f"{root(base)}, {len(committed)} are committed fixtures (read, not trained"
+        + (f"; {len(missing)} missing: train them with `pgclaims fixtures train-set`"
+           if missing else "") + f"); training {len(todo)} with {jobs} job(s)")
+    done: list[dict[str, Any]] = []
+    if not todo:
+        return done
+    t0 = time.perf_counter()
+    for (r, _), entry in backend.run_each(train_job, [(r, base) for r in todo], jobs):
+        done.append(entry)
+        elapsed = time.perf_counter() - t0
+        eta = elapsed / len(done) * (len(todo) - len(done))
+        ret = entry["final_mean_return"]
+        say(f"[{len(done)}/{len(todo)}] {r.protocol} {r.env_id} {r.algo} seed {r.seed}, "
+            f"{r.label}: final return {'n/a' if ret is None else f'{ret:.0f}'}, "
+            f"{entry['wall_time_s']:.0f} s; elapsed {elapsed / 60:.1f} min, "
+            f"ETA {eta / 60:.1f} min")
+    return done
+
+
+def _fixture_present(run: Run, base: Path) -> bool:
+    try:
+        fixtures.find(run.env_id, run.algo, run.seed, run.iterations, base, run.protocol)
+    except fixtures.FixtureError:
+        return False
+    return True
+
+
+__all__ = ["LR_GRID", "STUDIES", "AblationMissing", "Run", "curve", "describe",
+           "final_return", "read_manifest", "runs_for", "train_run", "train_runs"]
