@@ -7,9 +7,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from pgclaims.agents.ablations import LR_GRID
 from pgclaims.agents.agent import ALGOS, TrainConfig
 from pgclaims.agents.protocol import PROTOCOLS
+from pgclaims.suite.scales import LR_GRID
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -309,7 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     fa.add_argument("--seeds", type=_ints, default=(0, 1, 2, 3, 4),
                     help="comma-separated seeds (default 0,1,2,3,4)")
     fa.add_argument("--multipliers", type=_floats, default=LR_GRID,
-                    help="regime: step sizes as multiples of Table 1's (default 0.5,1,2)")
+                    help="regime: step sizes as multiples of Table 1's (default: the default "
+                    "scale's grid, " + ",".join(f"{m:g}" for m in LR_GRID) + ")")
     fa.add_argument("--steps", type=_ints, default=None,
                     help="regime: pairs per iteration (default 2048,20480, the claim's)")
     fa.add_argument("--budget", type=int, default=0,

@@ -12,6 +12,7 @@ from pgclaims.agents import ablations, fixtures
 from pgclaims.agents.ablations import AblationMissing, Run
 from pgclaims.agents.agent import TrainConfig, lr_factor
 from pgclaims.cli import main
+from pgclaims.suite.scales import LR_GRID
 
 ENV = "Hopper-v5"
 TINY = {"steps": 512, "budget": 4 * 512}
@@ -19,7 +20,7 @@ TINY = {"steps": 512, "budget": 4 * 512}
 
 
 def test_every_run_gets_the_committed_agents_budget() -> None:
-    runs = ablations.runs_for("regime", "authors", ENV, "ppo", 0, steps=(2048, 20480))
+    runs = ablations.runs_for("regime", "authors", ENV, "ppo", 0, LR_GRID, (2048, 20480))
     assert [(r.steps, r.multiplier) for r in runs] == [
         (2048, 0.5), (2048, 1.0), (2048, 2.0), (20480, 0.5), (20480, 1.0), (20480, 2.0)]
     assert {r.budget for r in runs} == {500 * 2048}
@@ -37,7 +38,7 @@ def test_every_run_gets_the_committed_agents_budget() -> None:
 
 
 def test_only_the_table1_value_net_run_is_the_committed_fixture() -> None:
-    runs = ablations.runs_for("regime", "authors", ENV, "ppo", 0, steps=(2048, 20480))
+    runs = ablations.runs_for("regime", "authors", ENV, "ppo", 0, LR_GRID, (2048, 20480))
     assert [r.committed for r in runs] == [False, True, False, False, False, False]
     assert not ablations.runs_for("baseline", "authors", ENV, "ppo", 0)[0].committed
     with pytest.raises(ValueError, match="committed fixture"):
@@ -146,3 +147,13 @@ def test_the_command_trains_in_parallel_and_lists(tmp_path: Path,
     assert "zero baseline" in out and "x1 at 256" in out and "x1 at 512" in out
     finals = [r["final_mean_return"] for r in ablations.read_manifest(tmp_path)["runs"]]
     assert len(finals) == 3 and all(f is None or math.isfinite(f) for f in finals)
+
+
+@pytest.mark.parametrize("algo", ["ppo", "trpo"])
+def test_a_runs_config_is_table1_with_only_the_variant_changed(algo: str) -> None:
+    k = ablations.knob(algo)
+    base = getattr(TrainConfig.create(ENV, algo, 0, protocol="corrected").hyper, k)
+    run = Run("corrected", ENV, algo, 2, baseline="zero", multiplier=0.5, steps=20480)
+    assert run.config() == TrainConfig.create(
+        ENV, algo, 2, 50, (), protocol="corrected", baseline="zero", steps_per_iteration=20480,
+        **{k: base * 0.5})

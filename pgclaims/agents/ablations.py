@@ -25,6 +25,7 @@ Layout under ``fixtures/ablations/``::
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import platform
@@ -37,7 +38,7 @@ from typing import Any
 from filelock import FileLock
 
 from pgclaims.agents import backend, fixtures
-from pgclaims.agents.agent import TRAINING_VERSION, TrainConfig
+from pgclaims.agents.agent import TRAINING_VERSION, Hyper, TrainConfig
 from pgclaims.agents.train import train, write_json
 
 SCHEMA = 1
@@ -46,8 +47,6 @@ STUDIES = ("baseline", "regime")
 grid at two batch sizes (regime.more_samples_lower_lr)."""
 FIXTURE_ITERATIONS = 500
 """The committed agents' length (iterations of Table 1's 2048 pairs): the runs' budget."""
-LR_GRID = (0.5, 1.0, 2.0)
-"""Step sizes as multiples of Table 1's (PPO's Adam LR, TRPO's KL bound): issue 21's grid."""
 FINAL_TABLE1_ITERATIONS = 10
 """The final return is over the last 10 iterations' worth of Table 1 batches, as the fixture
 manifest's ``final_mean_return`` (one iteration at 20480 pairs)."""
@@ -60,13 +59,24 @@ class AblationMissing(LookupError):
     """A run the claims need is not in the ablation store; the message says what to run."""
 
 
+@functools.cache
+def _table1(env_id: str, algo: str, protocol: str = "table1") -> Hyper:
+    """Table 1's hyperparameters under ``protocol`` (cached: a config builds an environment)."""
+    return TrainConfig.create(env_id, algo, 0, 1, (), protocol=protocol).hyper
+
+
 def table1_steps(env_id: str, algo: str) -> int:
-    return TrainConfig.create(env_id, algo, 0, 1, ()).hyper.steps_per_iteration
+    return _table1(env_id, algo).steps_per_iteration
 
 
 def knob(algo: str) -> str:
     """The step-size field the LR grid scales: PPO's Adam LR, TRPO's KL bound."""
     return "policy_lr" if algo == "ppo" else "max_kl"
+
+
+def table1_value(env_id: str, algo: str) -> float:
+    """Table 1's step size (:func:`knob`) for ``env_id`` and ``algo``: the grid's x1."""
+    return float(getattr(_table1(env_id, algo), knob(algo)))
 
 
 @dataclass(frozen=True)
@@ -111,21 +121,12 @@ class Run:
 
     def config(self) -> TrainConfig:
         """The TrainConfig: Table 1 under ``protocol``, with the variant's fields changed."""
-        t1 = TrainConfig.create(self.env_id, self.algo, self.seed, 1, (),
-                                protocol=self.protocol).hyper
-        k = knob(self.algo)
-        return TrainConfig.create(self.env_id, self.algo, self.seed, self.iterations, (),
-                                  protocol=self.protocol, baseline=self.baseline,
-                                  steps_per_iteration=self.steps,
-                                  **{k: getattr(t1, k) * self.multiplier})
+        return _config(self)
 
     @property
     def committed(self) -> bool:
         """Whether this run is a committed fixture's training (the same config)."""
-        cfg = self.config()
-        standard = TrainConfig.create(self.env_id, self.algo, self.seed, cfg.iterations,
-                                      protocol=self.protocol)
-        return replace(cfg, checkpoints=standard.checkpoints) == standard
+        return self.config().hyper == _table1(self.env_id, self.algo, self.protocol)
 
     def variant(self) -> dict[str, Any]:
         cfg = self.config()
@@ -134,17 +135,45 @@ class Run:
                 "steps_per_iteration": self.steps}
 
     def command(self) -> str:
-        return (f"pgclaims fixtures train-ablations --study {self.study} --protocol "
-                f"{self.protocol} --env {self.env_id} --algo {self.algo} --seeds {self.seed}"
-                + (f" --multipliers {self.multiplier:g} --steps {self.steps}"
-                   if self.study == "regime" else "")
-                + (f" --budget {self.budget}"
-                   if self.budget != FIXTURE_ITERATIONS * table1_steps(self.env_id, self.algo)
-                   else ""))
+        return command_for([self])
+
+
+@functools.cache
+def _config(run: Run) -> TrainConfig:
+    k = knob(run.algo)
+    hyper = replace(_table1(run.env_id, run.algo, run.protocol), baseline=run.baseline,
+                    steps_per_iteration=run.steps,
+                    **{k: getattr(_table1(run.env_id, run.algo, run.protocol), k)
+                       * run.multiplier})
+    return TrainConfig(run.env_id, run.algo, run.seed, run.iterations, (), hyper, run.protocol)
+
+
+def command_for(runs: list[Run]) -> str:
+    """One ``train-ablations`` command per study that trains every run of ``runs`` (and any
+    other run of the product of their envs, algos, seeds and variants: finished ones are
+    skipped)."""
+
+    def joined(values: Any, fmt: str = "{}", sep: str = " ") -> str:
+        return sep.join(fmt.format(v) for v in sorted(set(values)))
+
+    out = []
+    for study, budget in sorted({(r.study, r.budget) for r in runs}):
+        rs = [r for r in runs if (r.study, r.budget) == (study, budget)]
+        seeds = joined((r.seed for r in rs), sep=",")
+        cmd = (f"pgclaims fixtures train-ablations --study {study} --protocol "
+               f"{joined(r.protocol for r in rs)} --env {joined(r.env_id for r in rs)} "
+               f"--algo {joined(r.algo for r in rs)} --seeds {seeds}")
+        if study == "regime":
+            cmd += (f" --multipliers {joined((r.multiplier for r in rs), '{:g}', ',')} "
+                    f"--steps {joined((r.steps for r in rs), sep=',')}")
+        if budget != FIXTURE_ITERATIONS * table1_steps(rs[0].env_id, rs[0].algo):
+            cmd += f" --budget {budget}"
+        out.append(cmd)
+    return " && ".join(out)
 
 
 def runs_for(study: str, protocol: str, env_id: str, algo: str, seed: int,
-             multipliers: tuple[float, ...] = LR_GRID, steps: tuple[int, ...] = (),
+             multipliers: tuple[float, ...] = (1.0,), steps: tuple[int, ...] = (),
              budget: int = 0) -> list[Run]:
     """The runs of ``study`` for one agent seed: the zero-baseline run (``baseline``), or
     every multiplier at every batch size of ``steps`` (``regime``; default: Table 1's)."""
@@ -199,6 +228,26 @@ def final_return(curve: dict[str, list[float]], window: int) -> float | None:
             total += ret * eps
             count += eps
     return total / count if count else None
+
+
+def binned(curve: dict[str, list[float]], width: int) -> dict[str, list[float | None]]:
+    """The curve in bins of ``width`` pairs (by the pairs at each iteration's end): per bin,
+    its last ``pairs`` and the mean return of the episodes completed in it (None without
+    one), as :func:`final_return` weighs them; for figures of runs of different batch sizes."""
+    out: dict[str, list[float | None]] = {"pairs": [], "mean_return": []}
+    total = count = 0.0
+    edge = width
+    for i, (pairs, ret, eps) in enumerate(zip(curve["pairs"], curve["mean_return"],
+                                              curve["episodes"], strict=True)):
+        if eps > 0 and not math.isnan(ret):
+            total += ret * eps
+            count += eps
+        if pairs >= edge or i == len(curve["pairs"]) - 1:
+            out["pairs"].append(pairs)
+            out["mean_return"].append(total / count if count else None)
+            total = count = 0.0
+            edge = (pairs // width + 1) * width
+    return out
 
 
 def final_window(env_id: str, algo: str) -> int:
@@ -367,5 +416,5 @@ def _fixture_present(run: Run, base: Path) -> bool:
     return True
 
 
-__all__ = ["LR_GRID", "STUDIES", "AblationMissing", "Run", "curve", "describe",
+__all__ = ["STUDIES", "AblationMissing", "Run", "command_for", "curve", "describe",
            "final_return", "read_manifest", "runs_for", "train_run", "train_runs"]
