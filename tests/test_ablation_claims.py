@@ -31,6 +31,7 @@ register_scale(get_scale("default").override(
     name="ablate", envs=("{ENV}",), algos=("ppo", "trpo"), seeds={SEEDS!r},
     iterations={ITERATIONS}, checkpoint_list=()))
 """
+ABLATION_CLAIMS = ("baseline.needed_for_reward", "regime.more_samples_lower_lr")
 TESTS = "from claims.test_ablations import test_more_samples_lower_lr, test_needed_for_reward\n"
 
 
@@ -52,9 +53,11 @@ def final(run: ablations.Run) -> float:
     return float(table[run.steps][run.multiplier] + 10 * run.seed)
 
 
-def write_stores(base: Path, skip: set[tuple[str, int]] = frozenset()) -> None:
+def write_stores(base: Path, skip: set[tuple[str, int]] = frozenset(),
+                 cpu_per_iteration: float = 0.0) -> None:
     """Fixture and ablation stores holding every run of the scale (but ``skip``'s (algo,
-    seed) zero-baseline runs), each run's curve flat at :func:`final`."""
+    seed) zero-baseline runs), each run's curve flat at :func:`final`, each store run's
+    manifest CPU time ``cpu_per_iteration`` per iteration."""
     fx = {"schema": 1, "agents": []}
     for algo in ("ppo", "trpo"):
         for seed in SEEDS:
@@ -75,7 +78,8 @@ def write_stores(base: Path, skip: set[tuple[str, int]] = frozenset()) -> None:
                     curve = ablations.compact_curve(rows, run.steps)
                     write_json(ablations.root(base) / "runs" / f"{run.config().key()}.json",
                                {"schema": 1, "config": run.config().to_dict(), "curve": curve})
-                    ablations._record(base, ablations.manifest_entry(run, curve, rows, 0.0, 0))
+                    ablations._record(base, ablations.manifest_entry(
+                        run, curve, rows, cpu_per_iteration * n, n if cpu_per_iteration else 0))
     write_json(base / "manifest.json", fx)
 
 
@@ -141,3 +145,40 @@ def test_a_missing_run_leaves_its_cell_inconclusive_with_the_command(report) -> 
         "--study baseline --protocol authors --env Hopper-v5 --algo trpo --seeds 1,2 "
         "--budget 20480")
     assert rows["baseline.needed_for_reward", "ppo"]["verdict"] == "REPRODUCED"
+
+
+def test_the_plan_prices_the_runs_to_train_from_the_committed_ones(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pgclaims.suite import costs, plan
+    from tests.test_plan import RATES
+
+    monkeypatch.setenv("PGCLAIMS_FIXTURES", str(tmp_path))
+    write_stores(tmp_path, skip={("trpo", 1)}, cpu_per_iteration=0.5)
+    est = costs.estimate(plan.build(scale(), ABLATION_CLAIMS), RATES)
+    cost = est.ablations
+    # per algo and seed: the zero-baseline run and the grid's 6 (x1 at 2048: the fixture)
+    assert (cost.runs, cost.committed, cost.from_fixtures) == (42, 41, 6)
+    assert cost.priced_by_committed == 1  # from the other TRPO zero-baseline runs' speed
+    assert cost.todo_core_s == pytest.approx(10 * 0.5) and cost.todo_pairs == 10 * 2048
+    # 6 x (10 zero + 2 x 10 at 2048 + 3 x 1 at 20480) iterations, less the missing run's 10
+    assert cost.spent_core_s == pytest.approx((6 * 33 - 10) * 0.5)
+    assert est.core_s == 0 and est.by_kind == {}  # the claims run trains nothing
+    assert cost.by_cell["authors", ENV, "trpo", "baseline"] == {
+        "runs": 3, "committed": 2, "core_s_todo": pytest.approx(5.0)}
+    text = costs.render(est, 100)
+    assert "42 runs, 41 committed (6 are the committed agents' own training), 1 to train" in text
+    assert "MB in the ablation store" in text
+    doc = costs.to_dict(est, 100)["ablation_fixtures"]
+    assert doc["to_train"] == 1 and doc["core_hours_to_train"] == pytest.approx(5 / 3600)
+
+
+def test_without_committed_runs_the_rest_is_priced_from_the_rates(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pgclaims.suite import costs, plan
+    from tests.test_plan import RATES
+
+    monkeypatch.setenv("PGCLAIMS_FIXTURES", str(tmp_path))
+    write_stores(tmp_path, skip={("trpo", 1)})  # no CPU time recorded
+    cost = costs.estimate(plan.build(scale(), ABLATION_CLAIMS), RATES).ablations
+    assert cost.priced_by_committed == 0
+    assert cost.todo_core_s == pytest.approx(10 * RATES.iteration["Hopper-v5/trpo"])
