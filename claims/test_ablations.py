@@ -30,8 +30,8 @@ def _budget(study: Any, claim_id: str, variants: str, env: str, algo: str) -> di
     from pgclaims.agents.ablations import final_window
     from pgclaims.suite.claims import get
 
-    return {"budget_pairs": ablation_budget(get(claim_id), study.scale, variants),
-            "final_window_pairs": final_window(env, algo)}
+    budget = ablation_budget(get(claim_id), study.scale, variants)
+    return {"budget_pairs": budget, "final_window_pairs": min(final_window(env, algo), budget)}
 
 
 @pytest.mark.claim("baseline.needed_for_reward")
