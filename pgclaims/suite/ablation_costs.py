@@ -15,7 +15,7 @@ one on fresh Hopper agents, so until runs are committed the 20480 runs are overs
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,10 +108,9 @@ def estimate(plan: Plan, rates: Any, base: Path | None = None) -> AblationCost |
     return cost
 
 
-def render(cost: AblationCost, cores: int, local: int, efficiency: float) -> list[str]:
-    """Lines for ``pgclaims plan``'s table."""
-    from pgclaims.suite.costs import duration
-
+def render(cost: AblationCost, cores: int, local: int, efficiency: float,
+           duration: Callable[[float], str]) -> list[str]:
+    """Lines for ``pgclaims plan``'s table (``duration`` formats seconds)."""
     lines = ["", f"ablation fixtures (fixtures/ablations; trained by `pgclaims fixtures "
              f"train-ablations`, not by the run): {cost.runs} runs, {cost.committed} committed "
              f"({cost.from_fixtures} are the committed agents' own training), "

@@ -320,7 +320,7 @@ def render(est: Estimate, cores: int, efficiency: float = EFFICIENCY) -> str:
     if est.ablations is not None:
         from pgclaims.suite import ablation_costs
 
-        lines += ablation_costs.render(est.ablations, cores, local, efficiency)
+        lines += ablation_costs.render(est.ablations, cores, local, efficiency, duration)
     lines += ["", f"throughput measured {est.rates.measured} (CPU time, one core each):"]
     for env, rate in est.rates.sample.items():
         its = ", ".join(f"{ea.split('/')[1]} {s:.2f} s" for ea, s in est.rates.iteration.items()
