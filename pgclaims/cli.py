@@ -145,13 +145,13 @@ def regime_steps() -> tuple[int, int]:
 
 
 def cmd_train_ablations(args: argparse.Namespace) -> int:
-    from pgclaims.agents import ablations
+    from pgclaims.agents import ablation_training, ablations
 
     runs = [run for study in args.study for protocol in args.protocol for env in args.env
             for algo in args.algo for seed in args.seeds
             for run in ablations.runs_for(study, protocol, env, algo, seed, args.multipliers,
                                           args.steps or regime_steps(), args.budget)]
-    ablations.train_runs(runs, jobs=args.jobs,
+    ablation_training.train_runs(runs, jobs=args.jobs,
                          say=lambda line: print(line, file=sys.stderr, flush=True))
     return 0
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pgclaims.agents import ablations
+from pgclaims.agents import ablation_training, ablations
 from pgclaims.agents.agent import TrainConfig
 from pgclaims.agents.train import write_json
 from pgclaims.suite.claims import get
@@ -78,7 +78,7 @@ def write_stores(base: Path, skip: set[tuple[str, int]] = frozenset(),
                     curve = ablations.compact_curve(rows, run.steps)
                     write_json(ablations.root(base) / "runs" / f"{run.config().key()}.json",
                                {"schema": 1, "config": run.config().to_dict(), "curve": curve})
-                    ablations._record(base, ablations.manifest_entry(
+                    ablation_training._record(base, ablation_training.manifest_entry(
                         run, curve, rows, cpu_per_iteration * n, n if cpu_per_iteration else 0))
     write_json(base / "manifest.json", fx)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pgclaims.agents import ablations, fixtures
+from pgclaims.agents import ablation_training, ablations, fixtures
 from pgclaims.agents.ablations import AblationMissing, Run
 from pgclaims.agents.agent import TrainConfig, lr_factor
 from pgclaims.cli import main
@@ -42,7 +42,7 @@ def test_only_the_table1_value_net_run_is_the_committed_fixture() -> None:
     assert [r.committed for r in runs] == [False, True, False, False, False, False]
     assert not ablations.runs_for("baseline", "authors", ENV, "ppo", 0)[0].committed
     with pytest.raises(ValueError, match="committed fixture"):
-        ablations.train_run(runs[1])
+        ablation_training.train_run(runs[1])
     with pytest.raises(ValueError, match="whole number of iterations"):
         Run("authors", ENV, "ppo", 0, steps=20480, budget=30_000)
 
@@ -59,7 +59,7 @@ def test_final_return_weights_each_episode_of_the_last_window_once() -> None:
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Run, dict]:
     base = tmp_path_factory.mktemp("fx")
     run = Run("authors", ENV, "ppo", 0, multiplier=2.0, **TINY)
-    return base, run, ablations.train_run(run, base)
+    return base, run, ablation_training.train_run(run, base)
 
 
 def test_a_run_keeps_its_curve_and_nothing_else(trained: tuple[Path, Run, dict]) -> None:
@@ -82,12 +82,12 @@ def test_an_interrupted_run_resumes_to_the_same_curve(trained: tuple[Path, Run, 
                                                       tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     base, run, entry = trained
-    monkeypatch.setattr(ablations, "SAVE_PAIRS", 2 * TINY["steps"])  # save every 2 iterations
-    assert ablations.train_run(run, tmp_path, stop_after=3) is None
+    monkeypatch.setattr(ablation_training, "SAVE_PAIRS", 2 * TINY["steps"])  # every 2 its
+    assert ablation_training.train_run(run, tmp_path, stop_after=3) is None
     work = ablations.root(tmp_path) / "partial" / run.config().key()
     assert len(json.loads((work / "curve.json").read_text())) == 2  # resumes from iteration 2
     assert ablations.read_manifest(tmp_path)["runs"] == []
-    resumed = ablations.train_run(run, tmp_path)
+    resumed = ablation_training.train_run(run, tmp_path)
     assert resumed is not None and not work.exists()
     assert ablations.curve(run, tmp_path) == ablations.curve(run, base)
     assert resumed["final_mean_return"] == entry["final_mean_return"]
@@ -98,9 +98,9 @@ def test_a_finished_run_is_never_trained_again(trained: tuple[Path, Run, dict]) 
     base, run, entry = trained
     path = ablations.root(base) / "runs" / f"{entry['key']}.json"
     before = path.stat().st_mtime_ns
-    assert ablations.train_run(run, base) == entry
+    assert ablation_training.train_run(run, base) == entry
     lines: list[str] = []
-    assert ablations.train_runs([run], say=lines.append, base=base) == []
+    assert ablation_training.train_runs([run], say=lines.append, base=base) == []
     assert path.stat().st_mtime_ns == before and lines[0].startswith("1 of 1 runs already")
 
 
@@ -157,3 +157,33 @@ def test_a_runs_config_is_table1_with_only_the_variant_changed(algo: str) -> Non
     assert run.config() == TrainConfig.create(
         ENV, algo, 2, 50, (), protocol="corrected", baseline="zero", steps_per_iteration=20480,
         **{k: base * 0.5})
+
+
+def test_a_lockstep_group_stores_the_runs_it_would_store_alone(
+        trained: tuple[Path, Run, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    base, run, entry = trained
+    others = [Run("authors", ENV, "trpo", 1, multiplier=0.5, **TINY),
+              Run("authors", ENV, "ppo", 2, baseline="zero", **TINY)]
+    monkeypatch.setattr(ablation_training, "SAVE_PAIRS", 2 * TINY["steps"])
+    assert ablation_training.train_group([run, *others], tmp_path, stop_after=3) == []
+    entries = ablation_training.train_group([run, *others], tmp_path)  # resumed
+    assert sorted(e["key"] for e in entries) == sorted(r.config().key() for r in [run, *others])
+    assert all(e["lockstep"] == 3 and e["cpu_iterations"] == 2 for e in entries)
+    assert ablations.curve(run, tmp_path) == ablations.curve(run, base)  # as trained alone
+    alone = ablation_training.train_run(others[0], tmp_path / "alone")
+    assert ablations.curve(others[0], tmp_path) == ablations.curve(others[0], tmp_path / "alone")
+    assert alone["final_mean_return"] == next(
+        e for e in entries if e["key"] == alone["key"])["final_mean_return"]
+    assert not list((ablations.root(tmp_path) / "partial").glob("*/"))
+
+
+def test_lockstep_groups_hold_one_env_and_batch_size() -> None:
+    runs = [Run("authors", env, "ppo", s, multiplier=m, steps=n)
+            for env in (ENV, "Walker2d-v5") for n in (2048, 20480) for m in LR_GRID
+            for s in range(5)]
+    groups = ablation_training.lockstep_groups(runs, jobs=2)
+    assert all(len({(r.env_id, r.steps) for r in g}) == 1 for g in groups)
+    assert sorted(len(g) for g in groups) == [7] * 4 + [8] * 4  # 15 runs a kind, >= 2 groups
+    assert sorted(map(repr, (r for g in groups for r in g))) == sorted(map(repr, runs))
+    with pytest.raises(ValueError, match="one environment and one batch size"):
+        ablation_training.train_group(runs[:1] + runs[-1:])

@@ -28,18 +28,12 @@ from __future__ import annotations
 import functools
 import json
 import math
-import platform
-import shutil
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
-
-from pgclaims.agents import backend, fixtures
-from pgclaims.agents.agent import TRAINING_VERSION, Hyper, TrainConfig
-from pgclaims.agents.train import train, write_json
+from pgclaims.agents import fixtures
+from pgclaims.agents.agent import Hyper, TrainConfig
 
 SCHEMA = 1
 STUDIES = ("baseline", "regime")
@@ -50,8 +44,6 @@ FIXTURE_ITERATIONS = 500
 FINAL_TABLE1_ITERATIONS = 10
 """The final return is over the last 10 iterations' worth of Table 1 batches, as the fixture
 manifest's ``final_mean_return`` (one iteration at 20480 pairs)."""
-SAVE_PAIRS = 20_480
-"""Pairs between two resume checkpoints (10 iterations at 2048, every iteration at 20480)."""
 CURVE_FIELDS = ("pairs", "mean_return", "episodes")
 
 
@@ -254,80 +246,6 @@ def final_window(env_id: str, algo: str) -> int:
     return FINAL_TABLE1_ITERATIONS * table1_steps(env_id, algo)
 
 
-def manifest_entry(run: Run, curve: dict[str, list[float]], rows: list[dict[str, float]],
-                   cpu_s: float, cpu_iterations: int) -> dict[str, Any]:
-    cfg = run.config()
-    return {
-        "key": cfg.key(), "study": run.study, "protocol": run.protocol, "env_id": run.env_id,
-        "algo": run.algo, "seed": run.seed, "variant": run.variant(),
-        "iterations": run.iterations, "total_pairs": run.budget,
-        "training_version": TRAINING_VERSION,
-        "final_mean_return": final_return(curve, final_window(run.env_id, run.algo)),
-        "final_mean_return_note": f"mean return of the episodes completed in the last "
-                                  f"{final_window(run.env_id, run.algo)} pairs",
-        "command": run.command(), "versions": fixtures.versions(),
-        "platform": platform.platform(),
-        "wall_time_s": round(sum(float(r.get("total_s", 0.0)) for r in rows), 1),
-        "wall_time_note": "sum of the iterations' wall times, over every resumed session",
-        "cpu_time_s": round(cpu_s, 1), "cpu_iterations": cpu_iterations,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-
-
-def _record(base: Path, entry: dict[str, Any]) -> None:
-    with FileLock(str(root(base) / ".manifest.lock")):
-        manifest = read_manifest(base)
-        manifest["runs"] = [r for r in manifest["runs"] if r["key"] != entry["key"]]
-        manifest["runs"].append(entry)
-        manifest["runs"].sort(key=lambda r: (r["protocol"], r["env_id"], r["algo"], r["study"],
-                                             r["variant"]["steps_per_iteration"],
-                                             r["variant"]["multiplier"], r["seed"]))
-        write_json(root(base) / "manifest.json", manifest)
-
-
-def train_run(run: Run, base: Path | None = None,
-              stop_after: int | None = None) -> dict[str, Any] | None:
-    """Train (or resume) ``run`` into the ablation store and record it in the manifest; the
-    entry, or None when ``stop_after`` iterations ended the call first (tests). A finished
-    run is returned as it is; a committed fixture's run is refused (it is read, not trained).
-    """
-    base = (base or fixtures.root()).resolve()
-    if run.committed:
-        raise ValueError(f"{run.label}: this is the committed fixture's training; read it with "
-                         f"pgclaims.agents.ablations.curve, train it with train-set")
-    cfg = run.config()
-    key = cfg.key()
-    work = root(base) / "partial" / key
-    work.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(work) + ".lock"):  # two commands never train one run at once
-        done = {r["key"]: r for r in read_manifest(base)["runs"]}
-        if key in done:
-            shutil.rmtree(work, ignore_errors=True)  # left by an interruption after recording
-            return done[key]
-        cpu0 = time.process_time()
-        start = _iterations_done(work)
-        save_every = max(1, SAVE_PAIRS // run.steps)
-        agent = train(cfg, work, save_every=save_every, progress=False, stop_after=stop_after)
-        if agent.iteration < cfg.iterations:
-            return None
-        curve = compact_curve(agent.curve, run.steps)
-        entry = manifest_entry(run, curve, agent.curve, time.process_time() - cpu0,
-                               cfg.iterations - start)
-        write_json(root(base) / "runs" / f"{key}.json",
-                   {"schema": SCHEMA, "config": cfg.to_dict(), "curve": curve})
-        _record(base, entry)
-        shutil.rmtree(work)
-    return entry
-
-
-def _iterations_done(work: Path) -> int:
-    path = work / "curve.json"
-    try:
-        return len(json.loads(path.read_text())) if path.exists() else 0
-    except ValueError:
-        return 0
-
-
 def curve(run: Run, base: Path | None = None) -> dict[str, list[float]]:
     """The run's compact curve: from the ablation store, or for a committed fixture's run
     from the fixture store. :class:`AblationMissing` names the command that trains it."""
@@ -369,52 +287,5 @@ def describe(base: Path | None = None) -> str:
     return "\n".join(lines)
 
 
-def train_job(job: tuple[Run, Path]) -> dict[str, Any]:
-    """Train one run, ``(run, base)``: the unit of :func:`train_runs` (a module-level
-    function, as :func:`pgclaims.agents.backend.run_each` needs)."""
-    run, base = job
-    entry = train_run(run, base)
-    assert entry is not None
-    return entry
-
-
-def train_runs(runs: list[Run], jobs: int = 1, say: Any = print,
-               base: Path | None = None) -> list[dict[str, Any]]:
-    """Train (or resume) every run not yet in the store, ``jobs`` at a time, each in its own
-    process (or Ray task); committed fixtures' runs are read, not trained. ``say`` gets a line
-    per finished run with the set's ETA. Deterministic whatever the order or the jobs."""
-    base = (base or fixtures.root()).resolve()
-    have = {r["key"] for r in read_manifest(base)["runs"]}
-    committed = [r for r in runs if r.committed]
-    todo = [r for r in runs if not r.committed and r.config().key() not in have]
-    missing = [r for r in committed if not _fixture_present(r, base)]
-    say(f"{len(runs) - len(todo) - len(committed)} of {len(runs)} runs already in "
-        f"{root(base)}, {len(committed)} are committed fixtures (read, not trained"
-        + (f"; {len(missing)} missing: train them with `pgclaims fixtures train-set`"
-           if missing else "") + f"); training {len(todo)} with {jobs} job(s)")
-    done: list[dict[str, Any]] = []
-    if not todo:
-        return done
-    t0 = time.perf_counter()
-    for (r, _), entry in backend.run_each(train_job, [(r, base) for r in todo], jobs):
-        done.append(entry)
-        elapsed = time.perf_counter() - t0
-        eta = elapsed / len(done) * (len(todo) - len(done))
-        ret = entry["final_mean_return"]
-        say(f"[{len(done)}/{len(todo)}] {r.protocol} {r.env_id} {r.algo} seed {r.seed}, "
-            f"{r.label}: final return {'n/a' if ret is None else f'{ret:.0f}'}, "
-            f"{entry['wall_time_s']:.0f} s; elapsed {elapsed / 60:.1f} min, "
-            f"ETA {eta / 60:.1f} min")
-    return done
-
-
-def _fixture_present(run: Run, base: Path) -> bool:
-    try:
-        fixtures.find(run.env_id, run.algo, run.seed, run.iterations, base, run.protocol)
-    except fixtures.FixtureError:
-        return False
-    return True
-
-
-__all__ = ["STUDIES", "AblationMissing", "Run", "command_for", "curve", "describe",
-           "final_return", "read_manifest", "runs_for", "train_run", "train_runs"]
+__all__ = ["STUDIES", "AblationMissing", "Run", "binned", "command_for", "compact_curve", "curve",
+           "describe", "final_return", "final_window", "read_manifest", "root", "runs_for"]
