@@ -13,6 +13,7 @@ that reason.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -105,32 +106,81 @@ class Study:
             self._stepping(env, algo, seed, it), self.cfg_for(env),
             progress=self._say("landscape", env, algo, seed, it)))
 
-    def train_variant(self, env: str, algo: str, seed: int, **overrides: Any) -> Any:
-        """A training run of the scale's length with Table 1 changed by ``overrides`` (ablations),
-        trained once into the cache under a lock; a completed run is just reloaded."""
-        from filelock import FileLock
-
-        from pgclaims.agents.agent import TrainConfig
-        from pgclaims.agents.train import ckpt_name, train
-        from pgclaims.measure.cache import cache_dir
-        from pgclaims.suite.stopping import check
+    def ablation_runs(self, claim_id: str, env: str, algo: str, variants: str) -> list[Any]:
+        """Per seed of the scale, the training runs an ablation claim reads
+        (:func:`pgclaims.suite.plan.ablation_runs`: the plan prices exactly these)."""
+        from pgclaims.suite.claims import get
+        from pgclaims.suite.plan import ablation_runs
 
         if self.external:
-            raise Unsupported("training_run", f"{env} {algo} seed {seed}: no ablation")
-        cfg = TrainConfig.create(env, algo, seed, self.scale.iterations, (),
-                                 protocol=self.agents.protocol, **overrides)
-        run_dir = cache_dir().parent / "ablations" / cfg.key()
-        run_dir.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(run_dir) + ".lock"):
-            if not (run_dir / ckpt_name(cfg.iterations)).exists():  # not trained to the end
-                check(f"ablation {env} {algo} seed {seed} {overrides}")
-            _progress(f"ablation {env} {algo} seed {seed} {overrides}: training or loading")
-            run = train(cfg, run_dir, progress=False)
+            raise Unsupported("training_run", f"{env} {algo}: no ablation runs")
+        return [ablation_runs(get(claim_id), self.scale, self.agents.protocol, env, algo, seed,
+                              variants) for seed in self.scale.seeds]
+
+    def final_returns(self, runs: list[Any]) -> dict[Any, float]:
+        """Each run's final return (:func:`pgclaims.agents.ablations.final_return`): from the
+        ablation store at fixture scales (a missing run makes the claim INCONCLUSIVE, naming
+        the command that trains every missing run), trained once into the cache otherwise."""
+        from pgclaims.agents import ablations
+
+        curves: dict[Any, dict[str, list[float]]] = {}
+        missing = []
+        for run in runs:
+            try:
+                curves[run] = self.ablation_curve(run)
+            except ablations.AblationMissing:
+                missing.append(run)
+        if missing:
+            raise Inconclusive(f"ablation fixtures missing: {len(missing)} of {len(runs)} "
+                               f"runs; run: {ablations.command_for(missing)}")
+        out = {}
+        for run, curve in curves.items():
+            final = ablations.final_return(curve, ablations.final_window(run.env_id, run.algo))
+            if final is None:
+                raise Inconclusive(f"{run.env_id} {run.algo} seed {run.seed}, {run.label}: no "
+                                   "episode completed in the run's final window")
+            out[run] = final
+        return out
+
+    def ablation_curve(self, run: Any) -> dict[str, list[float]]:
+        """The compact training curve of ``run`` (:func:`pgclaims.agents.ablations.curve`)."""
+        from pgclaims.agents import ablations
+
+        if self.scale.source == "fixtures":
+            from pgclaims.agents.fixtures import FixtureError
+
+            try:
+                curve = ablations.curve(run)
+            except FixtureError as exc:  # a committed fixture, missing or stale
+                pytest.fail(f"FixtureError: {exc}", pytrace=False)
+        else:
+            curve = self._train_ablation(run)
         from pgclaims.suite.eta import unit_done
         from pgclaims.suite.plan import ablation_ident
 
-        unit_done(ablation_ident(cfg.key()))
-        return run
+        unit_done(ablation_ident(run.config().key()))
+        return curve
+
+    def _train_ablation(self, run: Any) -> dict[str, list[float]]:
+        """Train ``run`` once into the cache, under a lock; a completed run is just reloaded."""
+        from filelock import FileLock
+
+        from pgclaims.agents.ablations import compact_curve
+        from pgclaims.agents.train import train
+        from pgclaims.suite.agents import ablation_run_dir
+        from pgclaims.suite.stopping import check
+
+        cfg = run.config()
+        run_dir = ablation_run_dir(run)
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        label = f"ablation {run.env_id} {run.algo} seed {run.seed}, {run.label}"
+        with FileLock(str(run_dir) + ".lock"):
+            curve = run_dir / "curve.json"
+            if not (curve.exists() and len(json.loads(curve.read_text())) >= cfg.iterations):
+                check(label)  # a run not trained to the end: only within the time budget
+            _progress(f"{label}: training or loading")
+            agent = train(cfg, run_dir, progress=False)
+        return compact_curve(agent.curve, run.steps)
 
     @property
     def protocol(self) -> Any:

@@ -9,6 +9,15 @@ from typing import Any
 
 from pgclaims.agents.agent import ALGOS, TrainConfig
 from pgclaims.agents.protocol import PROTOCOLS
+from pgclaims.suite.scales import LR_GRID
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, got {text!r}") from exc
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -100,8 +109,15 @@ def cmd_fixtures(args: argparse.Namespace) -> int:
     from pgclaims.agents import fixtures
 
     if args.fixtures_cmd == "list":
-        print(fixtures.describe())
+        if args.ablations:
+            from pgclaims.agents import ablations
+
+            print(ablations.describe())
+        else:
+            print(fixtures.describe())
         return 0
+    if args.fixtures_cmd == "train-ablations":
+        return cmd_train_ablations(args)
     if args.fixtures_cmd == "train-set":
         configs = [TrainConfig.create(env, algo, seed, args.iterations, protocol=protocol)
                    for protocol in args.protocol for env in args.env for algo in args.algo
@@ -117,6 +133,26 @@ def cmd_fixtures(args: argparse.Namespace) -> int:
         entry = fixtures.train_fixture(_config(args), progress=not args.quiet)
     print(f"fixture {entry['key']}: {entry['env_id']} {entry['algo']} seed {entry['seed']}, "
           f"final mean return {entry['final_mean_return']}")
+    return 0
+
+
+def regime_steps() -> tuple[int, int]:
+    """regime.more_samples_lower_lr's two batch sizes (CLAIMS.md: 2048 and 20480)."""
+    from pgclaims.suite.claims import get
+
+    constants = get("regime.more_samples_lower_lr").constants
+    return int(constants["n_low"]), int(constants["n_high"])
+
+
+def cmd_train_ablations(args: argparse.Namespace) -> int:
+    from pgclaims.agents import ablation_training, ablations
+
+    runs = [run for study in args.study for protocol in args.protocol for env in args.env
+            for algo in args.algo for seed in args.seeds
+            for run in ablations.runs_for(study, protocol, env, algo, seed, args.multipliers,
+                                          args.steps or regime_steps(), args.budget)]
+    ablation_training.train_runs(runs, jobs=args.jobs,
+                         say=lambda line: print(line, file=sys.stderr, flush=True))
     return 0
 
 
@@ -236,8 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
     f = sub.add_parser("fixtures", help="list or train the committed fixture agents")
     fsub = f.add_subparsers(dest="fixtures_cmd", required=True, parser_class=_Parser)
-    fsub.add_parser("list", help="the agents in fixtures/manifest.json").set_defaults(
-        func=cmd_fixtures)
+    fl = fsub.add_parser("list", help="the agents in fixtures/manifest.json")
+    fl.add_argument("--ablations", action="store_true",
+                    help="the ablation runs in fixtures/ablations/manifest.json instead")
+    fl.set_defaults(func=cmd_fixtures)
     ft = fsub.add_parser("train", help="train (or resume) a Table 1 agent into fixtures/store")
     _add_train_args(ft, table1_only=True)
     _add_backend_args(ft)
@@ -255,6 +293,31 @@ def build_parser() -> argparse.ArgumentParser:
     fs.add_argument("--jobs", type=int, default=1, help="agents trained at once (default 1)")
     _add_backend_args(fs)
     fs.set_defaults(func=cmd_fixtures)
+    fa = fsub.add_parser(
+        "train-ablations", help="train (or resume) the ablation runs in parallel",
+        description="Training runs with Table 1 changed, kept as curves in "
+        "fixtures/ablations (pgclaims.agents.ablations): 'baseline' = zero-baseline agents, "
+        "'regime' = the step-size grid (PPO's Adam LR, TRPO's KL bound) at 2048 and 20480 "
+        "pairs per iteration. Every run gets the committed agents' budget of pairs (500 x "
+        "2048; 50 iterations at 20480); the value-net run at Table 1's step size and 2048 is "
+        "the committed fixture, read, not trained. --jobs runs at a time, skipping finished "
+        "ones; an interrupted command resumes each run where it stopped.")
+    fa.add_argument("--study", nargs="+", choices=("baseline", "regime"), required=True)
+    fa.add_argument("--protocol", nargs="+", choices=tuple(PROTOCOLS), default=["authors"])
+    fa.add_argument("--env", nargs="+", required=True)
+    fa.add_argument("--algo", nargs="+", choices=ALGOS, default=list(ALGOS))
+    fa.add_argument("--seeds", type=_ints, default=(0, 1, 2, 3, 4),
+                    help="comma-separated seeds (default 0,1,2,3,4)")
+    fa.add_argument("--multipliers", type=_floats, default=LR_GRID,
+                    help="regime: step sizes as multiples of Table 1's (default: the default "
+                    "scale's grid, " + ",".join(f"{m:g}" for m in LR_GRID) + ")")
+    fa.add_argument("--steps", type=_ints, default=None,
+                    help="regime: pairs per iteration (default 2048,20480, the claim's)")
+    fa.add_argument("--budget", type=int, default=0,
+                    help="pairs per run (default: the committed agents', 500 x 2048)")
+    fa.add_argument("--jobs", type=int, default=1, help="runs trained at once (default 1)")
+    _add_backend_args(fa)
+    fa.set_defaults(func=cmd_fixtures)
     m = sub.add_parser("measure", help="run the paper's measurements on one checkpoint",
                        description="Gradient estimates (Fig 1, 2, 4), value error (Fig 3), "
                        "computed steps (A.4) and landscapes (Fig 5-7) of one checkpoint, with "

@@ -242,7 +242,7 @@ def test_what_adapted_agents_lack_is_unsupported(runs: Path) -> None:
             measure(ENV, "ppo", 0, 2)
         assert info.value.reason.startswith("Hopper-v5 ppo seed 0 it 2: ")
     with pytest.raises(external.Unsupported, match="lack training_run"):
-        study.train_variant(ENV, "ppo", 0, value_lr=1e-3)
+        study.ablation_runs("baseline.needed_for_reward", ENV, "ppo", "baseline")
 
 
 def test_unknown_env_id_is_a_usage_error_at_start(runs: Path, tmp_path: Path) -> None:

@@ -22,7 +22,6 @@ import claims.test_landscape
 import claims.test_value
 from claims.conftest import Study
 from pgclaims import cli, measure
-from pgclaims.agents.agent import TrainConfig
 from pgclaims.measure.sampler import CHUNK
 from pgclaims.suite import costs, plan
 from pgclaims.suite.claims import CLAIMS, get
@@ -77,19 +76,21 @@ class RecordingStudy(Study):
         return measure.Landscape(np.asarray(cfg.landscape_steps), np.asarray(
             cfg.landscape_steps), {str(n): grid() for n in cfg.landscape_n}, grid(), grid(), 1.0)
 
-    def train_variant(self, env, algo, seed, **overrides):
-        cfg = TrainConfig.create(env, algo, seed, self.scale.iterations, (),
-                                 protocol=self.protocol_name, **overrides)
-        self.requests.add(f"ablation/{cfg.key()}")
-        return SimpleNamespace(curve=[{"mean_return": float(x)}
-                                      for x in self.rng.uniform(1, 2, 12)])
+    def ablation_curve(self, run):
+        self.requests.add(f"ablation/{run.config().key()}")
+        pairs = [run.steps * (i + 1) for i in range(run.iterations)]
+        return {"pairs": pairs, "mean_return": self.rng.uniform(1, 2, len(pairs)).tolist(),
+                "episodes": [3] * len(pairs)}
 
 
 class NoVerdict:
     """Runs the test's statistic on its units (so a malformed unit fails) and decides nothing."""
 
-    def check(self, units, statistic, **kwargs):
+    def check(self, units, statistic, censored=None, **kwargs):
         statistic(units)
+        if censored is not None:
+            for outcome in ("REPRODUCED", "REFUTED"):
+                assert censored(outcome) is None or "edge of the grid" in censored(outcome)
 
     def check_crossing(self, n, curves, **kwargs):
         assert len(n) == np.shape(curves)[1]

@@ -96,6 +96,55 @@ def _training(rows: list[dict[str, Any]], uid: str) -> list[Drawing]:
                   uid=uid, title="Fig 8 training curves")]
 
 
+def _ablations(rows: list[dict[str, Any]], uid: str) -> list[Drawing]:
+    """Return vs pairs of the training ablations, one drawing per env and algorithm: the
+    baseline study, then the step-size grid at each batch size; one thin line per seed."""
+    drawings = []
+    for k, ((env, algo), group) in enumerate(_group(rows, "env", "algo").items()):
+        panels = _group(sorted(group, key=lambda r: (r["study"] != "baseline", r["steps"])),
+                        "study", "steps")
+        grid = sorted({r["multiplier"] for r in group if r["study"] == "regime"})
+
+        def draw(fig: Figure, panels: dict = panels, grid: list[float] = grid) -> None:
+            axes = fig.subplots(1, len(panels), squeeze=False, sharex=True, sharey=True)[0]
+            for ax, ((study, steps), rows_) in zip(axes, panels.items(), strict=True):
+                labelled: set[str] = set()
+                for r in rows_:
+                    if study == "baseline":
+                        color = BASELINE_COLORS[r["baseline"]]
+                        name = BASELINE_LABELS[r["baseline"]]
+                    else:
+                        color = _multiplier_color(grid, r["multiplier"])
+                        name = f"step x{r['multiplier']:g}"
+                    few = len(r["pairs"]) < 3  # a run of one or two iterations: show points
+                    ax.plot(_arr(r["pairs"]), _arr(r["mean_return"]), color=color, lw=0.8,
+                            alpha=0.75, marker="." if few else None,
+                            label=None if name in labelled else name)
+                    labelled.add(name)
+                ax.set_title("baseline, 2048/it" if study == "baseline"
+                             else f"step size, {steps}/it")
+                ax.set_xlabel("state-action pairs")
+                ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
+                ax.legend(loc="best", fontsize="small")
+            axes[0].set_ylabel("mean episode return (raw)")
+
+        caption = (f"{env} · {algo.upper()}: one thin line per training seed; every run the "
+                   "same budget of pairs (PPO's LR annealed over each run's own iterations), "
+                   "step sizes as multiples of Table 1's (PPO: Adam LR, TRPO: KL bound).")
+        drawings.append(_safe(caption, draw, width=PANEL_W * 1.25 * len(panels) + 0.5,
+                              height=PANEL_H + 0.45, uid=f"{uid}-{k}",
+                              title=f"training ablations, {env} {algo}"))
+    return drawings
+
+
+def _multiplier_color(grid: list[float], m: float) -> str:
+    """Step sizes from small (light) to large (dark) on one hue scale."""
+    cmap = colormaps["viridis"]
+    at = grid.index(m) / max(len(grid) - 1, 1) if m in grid else 0.5
+    r, g, b, _ = cmap(0.85 - 0.75 * at)
+    return f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}"
+
+
 def _curves(rows: list[dict[str, Any]], uid: str, ylabel: str, series: str | None) -> list[Drawing]:
     """Figures 1, 2, 4, 9, 10: a quantity vs N (log), one panel per checkpoint iteration."""
     drawings = []
@@ -238,6 +287,12 @@ def paper_figures(figures: dict[str, Any]) -> list[PaperFigure]:
         PaperFigure("fig-8", "Fig 8 — mean episode return during training",
                     "Agents improve throughout training.",
                     _training(get("training_curve"), "fig8") if get("training_curve") else []),
+        PaperFigure("fig-8-ablations", "Fig 8 style — training ablations",
+                    "Mean episode return vs state-action pairs of agents trained without a "
+                    "baseline (Sec 2.2: baseline.needed_for_reward) and with the step size "
+                    "scaled at 2048 and 20480 pairs per iteration (Sec 1, 5: "
+                    "regime.more_samples_lower_lr).",
+                    _ablations(get("ablation_curve"), "fig8a")),
         PaperFigure("fig-1-9", "Fig 1, 9 — pairwise cosine similarity of gradient estimates",
                     "Mean pairwise cosine of independent gradient estimates vs N.",
                     _curves(get("grad_pairwise"), "fig1", "pairwise cosine", None)),

@@ -187,6 +187,12 @@ FIGURES: Mapping[str, Spec] = {
         "mre": (_nullable(NUM), True),
     },
     "baselines": {**_CURVE, "baseline": (_one_of("valuenet", "true", "zero"), True)},
+    "ablation_curve": {
+        "env": (STR, True), "algo": (STR, True), "seed": (INT, True),
+        "study": (_one_of("baseline", "regime"), True),
+        "baseline": (_one_of("valuenet", "zero"), True), "multiplier": (NUM, True),
+        "steps": (INT, True), "pairs": (NUM_LIST, True), "mean_return": (NUM_LIST, True),
+    },
     "landscape": {
         "env": (STR, True), "algo": (STR, True), "seed": (INT, True), "iteration": (INT, True),
         "regime": (NONEMPTY_STR, True), "kind": (_one_of("reward", "surrogate"), True),
@@ -197,6 +203,7 @@ FIGURES: Mapping[str, Spec] = {
 # Lists inside one figure row that must have the length of the first one named.
 _SAME_LENGTH = {
     "training_curve": ("iteration", "mean_return"),
+    "ablation_curve": ("pairs", "mean_return"),
     "grad_pairwise": ("n", "mean", "lo", "hi"),
     "grad_true": ("n", "mean", "lo", "hi"),
     "baselines": ("n", "mean", "lo", "hi"),

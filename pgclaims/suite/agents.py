@@ -34,6 +34,16 @@ if TYPE_CHECKING:
 
 COMPLETE = "COMPLETE"
 FAILED = "FAILED"
+FIGURE_POINTS = 50
+"""Points per ablation run in the report's figure (a 500-iteration run: one per 10)."""
+
+
+def ablation_run_dir(run: Any) -> Path:
+    """Where a scale that trains its own agents trains the ablation run ``run`` (any scale's
+    run of the same config shares it)."""
+    from pgclaims.measure.cache import cache_dir
+
+    return cache_dir().parent / "ablations" / run.config().key()
 
 
 def cache_root(rootdir: Path) -> Path:
@@ -147,6 +157,52 @@ class AgentStore:
                     except Exception:  # a missing or unreadable agent: no curve to draw
                         continue
         return out
+
+    def available_ablation_curves(self, points: int = FIGURE_POINTS) -> list[dict[str, Any]]:
+        """Training curves of the scale's ablation runs that exist already (never trains,
+        never fails), binned to about ``points`` points per run: for the report's figure of
+        return vs pairs per baseline, step size and batch size."""
+        from pgclaims.agents import ablations
+        from pgclaims.suite.claims import get
+        from pgclaims.suite.plan import USES, ablation_runs
+
+        out: list[dict[str, Any]] = []
+        if self.scale.source == "external":
+            return out
+        for claim_id, uses in USES.items():
+            claim = get(claim_id)
+            variants = [u.variants for u in uses if u.kind == "ablation"]
+            if not variants or self.scale.lacks(claim.needs):
+                continue
+            for env in self.scale.envs:
+                for algo in self.scale.algos:
+                    for seed in self.seeds:
+                        for run in ablation_runs(claim, self.scale, self.protocol, env, algo,
+                                                 seed, variants[0]):
+                            curve = self._ablation_curve(run)
+                            if curve is None:
+                                continue
+                            width = max(run.steps, run.budget // points)
+                            out.append({"env": env, "algo": algo, "seed": seed,
+                                        "study": "baseline" if variants[0] == "baseline"
+                                        else "regime", "baseline": run.baseline,
+                                        "multiplier": run.multiplier, "steps": run.steps,
+                                        **ablations.binned(curve, width)})
+        return out
+
+    def _ablation_curve(self, run: Any) -> dict[str, list[float]] | None:
+        from pgclaims.agents import ablations
+
+        try:
+            if self.scale.source == "fixtures":
+                return ablations.curve(run)
+            path = ablation_run_dir(run) / "curve.json"
+            rows = json.loads(path.read_text()) if path.exists() else []
+            if len(rows) < run.iterations:
+                return None
+            return ablations.compact_curve(rows, run.steps)
+        except Exception:  # a missing or unreadable run: no curve to draw
+            return None
 
     # -- external agents ------------------------------------------------------------------
 

@@ -187,6 +187,9 @@ class Estimate:
     core_s: float = 0.0
     critical_s: float = 0.0
     """The longest chain of serial work (module docstring)."""
+    ablations: Any = None
+    """A fixture scale's ablation fixtures, trained apart from the run
+    (:class:`pgclaims.suite.ablation_costs.AblationCost`); None without them."""
 
     def wall_s(self, cores: int, efficiency: float = EFFICIENCY) -> float:
         """Estimated wall time on ``cores`` cores."""
@@ -235,6 +238,9 @@ def estimate(plan: Plan, rates: Rates) -> Estimate:
         est.critical_s = max(est.critical_s, agent_s.get(who, 0.0) + serial)
     est.by_kind = {k: v for k, v in by_kind.items() if v["count"]}
     est.by_family = fam
+    from pgclaims.suite import ablation_costs
+
+    est.ablations = ablation_costs.estimate(plan, rates)
     return est
 
 
@@ -269,7 +275,15 @@ def to_dict(est: Estimate, cores: int, efficiency: float = EFFICIENCY) -> dict[s
                        "cluster": est.wall_s(cores, efficiency) / 3600,
                        "cluster_cores": cores},
         "rates": est.rates.to_dict(),
+        **({"ablation_fixtures": _ablation_dict(est, cores, local, efficiency)}
+           if est.ablations is not None else {}),
     }
+
+
+def _ablation_dict(est: Estimate, cores: int, local: int, efficiency: float) -> dict[str, Any]:
+    from pgclaims.suite import ablation_costs
+
+    return ablation_costs.to_dict(est.ablations, cores, local, efficiency)
 
 
 def render(est: Estimate, cores: int, efficiency: float = EFFICIENCY) -> str:
@@ -301,8 +315,12 @@ def render(est: Estimate, cores: int, efficiency: float = EFFICIENCY) -> str:
               + (f" (shared as while measuring, {est.rates.contention:.1f}x slower: "
                  f"{duration(est.wall_s(local, efficiency) * est.rates.contention)})"
                  if est.rates.contention > 1.2 else ""),
-              f"  a cluster of {cores} cores: {duration(est.wall_s(cores, efficiency))}",
-              "", f"throughput measured {est.rates.measured} (CPU time, one core each):"]
+              f"  a cluster of {cores} cores: {duration(est.wall_s(cores, efficiency))}"]
+    if est.ablations is not None:
+        from pgclaims.suite import ablation_costs
+
+        lines += ablation_costs.render(est.ablations, cores, local, efficiency, duration)
+    lines += ["", f"throughput measured {est.rates.measured} (CPU time, one core each):"]
     for env, rate in est.rates.sample.items():
         its = ", ".join(f"{ea.split('/')[1]} {s:.2f} s" for ea, s in est.rates.iteration.items()
                         if ea.startswith(env + "/"))

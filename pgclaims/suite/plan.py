@@ -12,12 +12,11 @@ so the table cannot drift from the tests. Pair counts come from :mod:`pgclaims.m
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
+from pgclaims.agents.ablations import Run
 from pgclaims.measure import MeasureConfig, budget
 from pgclaims.measure.sampler import CHUNK
 from pgclaims.suite.claims import Claim, all_claims
@@ -88,8 +87,8 @@ class Task:
     iterations: int = 0
     """Training runs: iterations of ``steps_per_iteration`` pairs."""
     steps_per_iteration: int = CHUNK
-    overrides: tuple[tuple[str, Any], ...] = ()
-    """Ablations: the Table 1 fields changed."""
+    run: Run | None = None
+    """Ablations: the training run (:class:`pgclaims.agents.ablations.Run`)."""
     ident: str = ""
     """What makes two requests the same task (the cache's or the training run's identity)."""
 
@@ -108,15 +107,30 @@ class Plan:
     lacking: dict[str, list[str]] = field(default_factory=dict)
     """Claim id -> the capabilities the scale lacks (INCONCLUSIVE without measuring)."""
     present: set[str] = field(default_factory=set)
-    """Idents of "training" tasks already done: committed fixtures in the store."""
+    """Idents of tasks already done: committed fixtures ("training"), and ablation runs in
+    the ablation store or that are a committed fixture's training ("ablation")."""
 
     def add(self, task: Task, claim_id: str) -> None:
         self.tasks.setdefault(task.ident, task)
         self.users.setdefault(task.ident, set()).add(claim_id)
 
     def todo(self) -> list[Task]:
-        """The tasks a run from an empty cache performs (present fixtures excluded)."""
-        return [t for k, t in self.tasks.items() if k not in self.present]
+        """The tasks a run from an empty cache performs: present fixtures excluded, and at a
+        fixture scale every ablation run (read from the ablation store, never trained by the
+        run: :meth:`ablation_fixtures`)."""
+        return [t for k, t in self.tasks.items() if k not in self.present
+                and not self.stored(t)]
+
+    def stored(self, task: Task) -> bool:
+        """Whether ``task`` comes from a store the run only reads (a fixture scale's ablation
+        runs; ``pgclaims fixtures train-ablations`` trains them)."""
+        return task.kind == "ablation" and self.scale.source == "fixtures"
+
+    def ablation_fixtures(self) -> tuple[list[Task], list[Task]]:
+        """A fixture scale's ablation runs: (committed, still to train)."""
+        runs = [t for t in self.tasks.values() if self.stored(t)]
+        return ([t for t in runs if t.ident in self.present],
+                [t for t in runs if t.ident not in self.present])
 
 
 def family(claim_id: str) -> str:
@@ -134,45 +148,46 @@ def checkpoints(scale: Scale, at: str) -> tuple[int, ...]:
     return sets[at]
 
 
-@functools.cache
-def _table1(env: str, algo: str, name: str) -> float:
-    from pgclaims.agents.agent import TrainConfig
-
-    return float(getattr(TrainConfig.create(env, algo, 0).hyper, name))
-
-
-def ablation_variants(claim: Claim, scale: Scale, env: str, algo: str, variants: str
-                      ) -> list[dict[str, Any]]:
-    """The Table 1 overrides of every training run an ablation claim's test asks for."""
-    if variants == "baseline":
-        return [{"baseline": "zero"}, {}]
+def ablation_budget(claim: Claim, scale: Scale, variants: str) -> int:
+    """Pairs per ablation run: the scale's agents' (``iterations`` x 2048), for the LR grid
+    rounded up to whole iterations at the claim's largest batch (at 500 iterations: 1,024,000
+    pairs, 50 iterations of 20480; at paper-mini's 3: 20480 pairs, 10 and 1 iterations)."""
+    pairs = scale.iterations * CHUNK
     if variants == "lr_grid":
-        knob = "policy_lr" if algo == "ppo" else "max_kl"
-        base = _table1(env, algo, knob)
+        high = int(claim.constants["n_high"])
+        pairs = -(-pairs // high) * high
+    return pairs
+
+
+def ablation_runs(claim: Claim, scale: Scale, protocol: str, env: str, algo: str, seed: int,
+                  variants: str) -> list[Run]:
+    """Every training run an ablation claim's test reads for one agent seed, each the same
+    budget of pairs: "baseline": the zero-baseline run, then the value-net run; "lr_grid":
+    each step-size multiplier of the scale at the claim's two batch sizes, low then high."""
+    budget = ablation_budget(claim, scale, variants)
+    if variants == "baseline":
+        return [Run(protocol, env, algo, seed, baseline="zero", budget=budget),
+                Run(protocol, env, algo, seed, budget=budget)]
+    if variants == "lr_grid":
         steps = (int(claim.constants["n_low"]), int(claim.constants["n_high"]))
-        return [{"steps_per_iteration": n, knob: base * m} for n in steps for m in scale.lr_grid]
+        return [Run(protocol, env, algo, seed, multiplier=m, steps=n, budget=budget)
+                for n in steps for m in scale.lr_grid]
     raise ValueError(f"claim {claim.id}: unknown ablation variants {variants!r}")
 
 
+def ablation_task(run: Run) -> Task:
+    """The training run ``run`` (its config key is the identity of the run, in the ablation
+    store and in the cache alike)."""
+    return Task("ablation", run.protocol, run.env_id, run.algo, run.seed,
+                pairs=budget.training_pairs(run.iterations, run.steps),
+                iterations=run.iterations, steps_per_iteration=run.steps,
+                run=run,
+                ident=ablation_ident(_run_key(run)))
+
+
 @functools.cache
-def _variant_config(env: str, algo: str, iterations: int, protocol: str,
-                    overrides: tuple[tuple[str, Any], ...]) -> Any:
-    from pgclaims.agents.agent import TrainConfig
-
-    return TrainConfig.create(env, algo, 0, iterations, (), protocol=protocol, **dict(overrides))
-
-
-def ablation_task(scale: Scale, protocol: str, env: str, algo: str, seed: int,
-                  overrides: dict[str, Any]) -> Task:
-    """The training run ``study.train_variant(env, algo, seed, **overrides)`` performs (its
-    config key is the cache's identity of the run)."""
-    items = tuple(sorted(overrides.items()))
-    cfg = dataclasses.replace(_variant_config(env, algo, scale.iterations, protocol, items),
-                              seed=seed)
-    steps = cfg.hyper.steps_per_iteration
-    return Task("ablation", protocol, env, algo, seed, pairs=budget.training_pairs(
-        scale.iterations, steps), iterations=scale.iterations, steps_per_iteration=steps,
-        overrides=items, ident=ablation_ident(cfg.key()))
+def _run_key(run: Run) -> str:
+    return run.config().key()
 
 
 def measure_ident(kind: str, protocol: str, env: str, algo: str, seed: int, it: int) -> str:
@@ -236,7 +251,31 @@ def build(scale: Scale, claim_ids: Iterable[str] | None = None) -> Plan:
         if task.kind == "training" and scale.source == "fixtures" and _fixture_present(
                 scale, task):
             plan.present.add(ident)
+    if scale.source == "fixtures":
+        plan.present |= committed_ablations(plan)
     return plan
+
+
+def committed_ablations(plan: Plan) -> set[str]:
+    """Idents of the plan's ablation runs already committed: in the ablation store, or (the
+    value-net run at Table 1's step size and batch) a committed fixture."""
+    from pgclaims.agents import ablations, fixtures
+
+    keys = {r["key"] for r in ablations.read_manifest()["runs"]}
+    out = set()
+    for ident, task in plan.tasks.items():
+        if task.kind != "ablation":
+            continue
+        if ident.split("/", 1)[1] in keys:
+            out.add(ident)
+        elif task.run is not None and task.run.committed:
+            try:
+                fixtures.find(task.env, task.algo, task.seed, task.iterations,
+                              protocol=task.protocol)
+            except fixtures.FixtureError:
+                continue
+            out.add(ident)
+    return out
 
 
 def _add_claim(plan: Plan, claim: Claim, cfg: MeasureConfig, protocol: str, env: str,
@@ -245,8 +284,8 @@ def _add_claim(plan: Plan, claim: Claim, cfg: MeasureConfig, protocol: str, env:
     measures = False
     for use in USES[claim.id]:
         if use.kind == "ablation":
-            for overrides in ablation_variants(claim, scale, env, algo, use.variants):
-                plan.add(ablation_task(scale, protocol, env, algo, seed, overrides), claim.id)
+            for run in ablation_runs(claim, scale, protocol, env, algo, seed, use.variants):
+                plan.add(ablation_task(run), claim.id)
             continue
         measures = True
         pairs = budget.pairs(use.kind, cfg)

@@ -10,7 +10,7 @@ never change a verdict, and thresholds stay as ``CLAIMS.md`` sets them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 COMMON = "{statistic} with 95% interval [{low}, {high}] against the threshold {threshold}"
@@ -88,8 +88,9 @@ READINGS: Mapping[str, Mapping[str, str]] = {
         "is not marginal relative to the true-value baseline of this scale (fit on few "
         "pairs, so the comparison is weak).")},
     "baseline.needed_for_reward": {"*": (
-        "Zero-baseline minus value-net final return is " + COMMON + ": the baseline was not "
-        "needed for reward at this training length.")},
+        "The zero-baseline agents' mean final return over the value-net agents' is " + COMMON
+        + ": without a baseline the agents reached more than 0.3 of the reward with the same "
+        "budget of pairs.")},
     "landscape.noisy_at_low_samples": {"*": (
         "The rank agreement of the 2K landscape with the reference is " + COMMON + ": at "
         "this grid size 2K pairs already order the points as the reference does.")},
@@ -111,6 +112,60 @@ READINGS: Mapping[str, Mapping[str, str]] = {
 }
 
 
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def _baseline_runs(extra: Mapping[str, Any]) -> str | None:
+    finals = extra.get("final_returns")
+    budget = extra.get("budget_pairs")
+    if not finals or not budget:
+        return None
+    zero = [float(v["zero"]) for v in finals.values()]
+    value = [float(v["valuenet"]) for v in finals.values()]
+    per_seed = "; ".join(f"seed {s}: {float(v['zero']):.0f} vs {float(v['valuenet']):.0f}"
+                         for s, v in finals.items())
+    window = int(extra.get("final_window_pairs") or 0)
+    return (f"Each agent trained for {int(budget):,} state-action pairs; final return (the "
+            f"episodes of its last {window} pairs) without a baseline {_mean(zero):.0f}, with the "
+            f"value net {_mean(value):.0f}, mean over {len(zero)} seeds ({per_seed}).")
+
+
+def _regime_runs(extra: Mapping[str, Any]) -> str | None:
+    grid, best = extra.get("lr_multipliers"), extra.get("best_multiplier")
+    steps, budget = extra.get("steps_per_iteration"), extra.get("budget_pairs")
+    if not grid or not best or not steps or not budget:
+        return None
+    knob = {"policy_lr": "Adam LR", "max_kl": "KL bound"}.get(extra.get("knob"), "step size")
+    low, high = (str(n) for n in steps)
+    grid_s = ", ".join(f"x{m:g}" for m in grid)
+    per_seed = "; ".join(f"seed {s}: x{b[low]:g} -> x{b[high]:g}" for s, b in best.items())
+    edges = []
+    for n in (low, high):
+        at = [b[n] for b in best.values()]
+        lo, hi = at.count(min(grid)), at.count(max(grid))
+        if lo or hi:
+            edges.append(f"at {n} pairs/iteration {lo} of {len(at)} seeds at the lowest "
+                         f"(x{min(grid):g}) and {hi} at the highest (x{max(grid):g})")
+    edge = ("Best at a grid edge, so only a bound (censored): " + "; ".join(edges) + "."
+            if edges else "No best step size at an edge of the grid.")
+    anneal = ("; the LR annealed to 0 over each run's own iterations"
+              if extra.get("knob") == "policy_lr" else "")
+    return (f"Grid: the {knob} at {grid_s} of Table 1's {float(extra['table1']):g}, at {low} "
+            f"and {high} pairs per iteration, every run {int(budget):,} pairs "
+            f"({int(budget) // int(low)} and {int(budget) // int(high)} iterations{anneal}). "
+            f"Best multiplier by final return "
+            f"({low} -> {high}): {per_seed}. {edge}")
+
+
+DESCRIPTIONS: Mapping[str, Callable[[Mapping[str, Any]], str | None]] = {
+    "baseline.needed_for_reward": _baseline_runs,
+    "regime.more_samples_lower_lr": _regime_runs,
+}
+"""Claims whose every measured row gets a reading, whatever its verdict, from the row's
+``extra``: what was trained (the budget, the grid) and what each seed gave."""
+
+
 def _num(x: Any) -> str:
     if x is None:
         return "n/a"
@@ -118,7 +173,20 @@ def _num(x: Any) -> str:
 
 
 def reading(row: Mapping[str, Any]) -> str | None:
-    """The filled reading of a result row (None for a claim without one)."""
+    """The reading of a result row: the filled template of a REFUTED row (a row without a
+    verdict counts as one) and, for :data:`DESCRIPTIONS`' claims, what the runs gave; None
+    when there is neither."""
+    parts = []
+    if row.get("verdict", "REFUTED") == "REFUTED":
+        parts.append(_template(row))
+    describe = DESCRIPTIONS.get(row["claim_id"])
+    if describe is not None:
+        parts.append(describe(row.get("extra") or {}))
+    text = " ".join(p for p in parts if p)
+    return text or None
+
+
+def _template(row: Mapping[str, Any]) -> str | None:
     notes = READINGS.get(row["claim_id"])
     if notes is None:
         return None

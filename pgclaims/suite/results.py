@@ -27,7 +27,7 @@ import numpy as np
 
 from pgclaims.stats import benjamini_hochberg, holm
 from pgclaims.suite.claims import Claim, all_claims
-from pgclaims.suite.readings import reading
+from pgclaims.suite.readings import DESCRIPTIONS, reading
 from pgclaims.suite.scales import Scale
 
 SCHEMA_VERSION = 1
@@ -283,8 +283,8 @@ def document(run_id: str, created: str, scale: Scale, rows: list[dict[str, Any]]
              partial: dict[str, Any] | None = None) -> dict[str, Any]:
     """The run's results.json; ``partial`` (a run stopped before every test was measured,
     :func:`pgclaims.suite.stopping.partial_record`) only when there is one."""
-    rows = [dict(r, reading=reading(r)) if r.get("verdict") == "REFUTED" else r
-            for r in adjust_p_values(rows)]
+    rows = [dict(r, reading=reading(r)) if r.get("verdict") == "REFUTED"
+            or r.get("claim_id") in DESCRIPTIONS else r for r in adjust_p_values(rows)]
     doc = {
         "schema": SCHEMA_VERSION,
         "run_id": run_id,

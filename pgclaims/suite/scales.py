@@ -247,6 +247,10 @@ class Scale:
 
 HALF_STEPS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
 """CLAIMS.md landscape grid: a, b in {0, 0.5, ..., 3}."""
+LR_GRID = (0.5, 1.0, 2.0)
+"""Step sizes x0.5, x1, x2 of Table 1's for regime.more_samples_lower_lr: the grid of the
+committed ablation fixtures (``pgclaims fixtures train-ablations``), widened where a best
+step size sits at an edge."""
 
 SMOKE = Scale(
     name="smoke",
@@ -263,7 +267,9 @@ DEFAULT = Scale(
     description="the committed Hopper, Walker2d and Humanoid fixtures of the authors protocol "
                 "(500 iterations, 5 seeds), measured at iterations 0, 300 and 450 (150 is "
                 "left out for time: no claim needs it) with N up to 16384, 1.5e5-pair true "
-                "gradients and 3x3 landscapes",
+                "gradients and 3x3 landscapes; the training ablations (zero-baseline agents, "
+                "the LR grid at 2048 and 20480 pairs per iteration) read from the committed "
+                "ablation fixtures, nothing trained at run time",
     wall_time="1 h 39 min measured on 2 CPU cores with -n auto from a fresh clone "
               "(2026-12-01; 2.3 core-hours, 3.7e7 pairs, by `pgclaims plan`): over the "
               "30-min target, which no scale with "
@@ -274,6 +280,7 @@ DEFAULT = Scale(
     n_grid=(128, 512, 2048, 8192, 16_384), repeats=10, true_grad_n=147_456, heldout_n=4096,
     true_value_n=20_480, landscape_steps=(0.0, 1.5, 3.0), landscape_n=(2048, 4096),
     landscape_ref_n=8192, high_sample_step_n=16_384, step_eval_n=4096, protocols=("authors",),
+    capabilities=frozenset({"zero_baseline_agents"}), lr_grid=LR_GRID,
 )
 NIGHTLY = Scale(
     name="nightly",
@@ -323,7 +330,7 @@ PAPER_MINI = Scale(
     iterations=3, source="train", n_grid=(256, 1024, 2048, 8192), repeats=10,
     true_grad_n=65_536, heldout_n=2048, true_value_n=20_480, landscape_steps=HALF_STEPS,
     landscape_n=(256, 512), landscape_ref_n=1024, high_sample_step_n=16_384, step_eval_n=2048,
-    capabilities=frozenset({"zero_baseline_agents"}), lr_grid=(0.5, 1.0, 2.0),
+    capabilities=frozenset({"zero_baseline_agents"}), lr_grid=LR_GRID,
     bootstrap_resamples=1000,
 )
 

@@ -334,11 +334,15 @@ class RunSession:
             return {}
         try:
             kwargs = {}
+            s = self.state
+            store = AgentStore(s.scale, cache_root(s.rootdir), s.run_id, s.scale.protocols[0])
             if "curves" in inspect.signature(figure_data).parameters:
-                s = self.state
-                kwargs["curves"] = AgentStore(s.scale, cache_root(s.rootdir), s.run_id,
-                                              s.scale.protocols[0]).available_curves()
-            return plain(figure_data(self.state.scale, **kwargs))
+                kwargs["curves"] = store.available_curves()
+            figures = figure_data(self.state.scale, **kwargs)
+            ablation = store.available_ablation_curves()
+            if ablation:
+                figures["ablation_curve"] = ablation
+            return plain(figures)
         except Exception as exc:  # the verdicts must still be written
             self.warnings.append(f"figure data failed ({type(exc).__name__}: {exc}); "
                                  "the report has no paper figures")

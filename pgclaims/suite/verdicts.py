@@ -8,6 +8,7 @@ plugin reports as its own outcome (neither a pass, a skip nor a failure).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
@@ -54,12 +55,16 @@ class VerdictRecorder:
     def check(self, units: Sequence[Any], statistic: Callable[[list[Any]], Any], *,
               paired: bool = False, vectorized: bool = False,
               params: Mapping[str, Any] | None = None,
-              extra: Mapping[str, Any] | None = None) -> stats.Verdict:
+              extra: Mapping[str, Any] | None = None,
+              censored: Callable[[stats.Outcome], str | None] | None = None) -> stats.Verdict:
         """Interval over agents for ``statistic`` on ``units`` (one entry per agent, as for
         :func:`pgclaims.stats.hierarchical_bootstrap`), one-sided p-value, verdict.
 
         ``params`` adds fixed parameters to the row (e.g. ``{"n": 2048}``); ``extra`` is stored
-        as the row's ``extra`` (JSON built-ins; e.g. per-agent values for the report)."""
+        as the row's ``extra`` (JSON built-ins; e.g. per-agent values for the report).
+        ``censored(outcome)``: for units that are only bounds (CLAIMS.md "Censoring"), the
+        reason a decisive outcome is not established by the bounds, or None; the row is then
+        INCONCLUSIVE with that reason, its statistic and interval kept."""
         interval, replicates = stats.hierarchical_bootstrap(
             units, statistic, n_resamples=self.scale.bootstrap_resamples,
             confidence_level=self.scale.confidence_level, rng=self.seed,
@@ -67,6 +72,11 @@ class VerdictRecorder:
         p_value = self._p_value(replicates, interval.estimate)
         verdict = stats.decide(interval, self.claim.threshold, self.claim.direction,
                                p_value=p_value)
+        why = None if censored is None or verdict.outcome is stats.Outcome.INCONCLUSIVE else (
+            censored(verdict.outcome))
+        if why:
+            verdict = dataclasses.replace(verdict, outcome=stats.Outcome.INCONCLUSIVE,
+                                          reason=f"{verdict.reason}, but censored: {why}")
         return self._finish(verdict, interval.n_agents, interval.n_repeats, params, extra,
                             interval)
 
