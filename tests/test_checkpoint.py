@@ -23,6 +23,7 @@ from pgclaims.agents import checkpoint
 from pgclaims.agents.agent import Agent, FitRecord, TrainConfig, iterate, make_agent
 from pgclaims.agents.checkpoint import CheckpointError
 from pgclaims.agents.envs import make_env
+from tests.faults import full_disk
 
 PACKAGE = Path(pgclaims.__file__).parent
 
@@ -192,13 +193,10 @@ def test_a_failed_save_keeps_the_previous_file(trained_runs: Callable, tmp_path:
     path = checkpoint.save(agent, tmp_path / "a.safetensors")
     before = path.read_bytes()
 
-    def crash_midway(tensors: dict, filename: str, metadata: dict) -> None:
-        Path(filename).write_bytes(b"half a checkpoint")
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(checkpoint, "save_file", crash_midway)
-    with pytest.raises(OSError, match="No space left"):
+    full_disk(monkeypatch, room=1000)  # the disk fills up in the middle of the file
+    with pytest.raises(OSError, match="No space left") as err:
         checkpoint.save(agent, path)
+    assert err.value.filename == str(path)  # the file the user knows, not the temporary one
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["a.safetensors"]
 

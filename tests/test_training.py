@@ -18,6 +18,7 @@ from pgclaims.agents import checkpoint, fixtures
 from pgclaims.agents import train as train_mod
 from pgclaims.agents.agent import TRAINING_VERSION, Agent, TrainConfig
 from pgclaims.agents.checkpoint import CheckpointError
+from pgclaims.agents.digests import DigestError
 from pgclaims.agents.fixtures import FixtureError
 from pgclaims.agents.train import RunDirError, train
 from pgclaims.cli import _config, build_parser
@@ -90,7 +91,8 @@ def test_resumed_run_is_identical_to_an_uninterrupted_one(
     stopped = train(config, cut, save_every=1, stop_after=1, progress=False)
     assert stopped.iteration == 1
     assert sorted(p.name for p in cut.iterdir()) == [
-        "ckpt_0000.safetensors", "config.json", "curve.json", "latest.safetensors"]
+        "ckpt_0000.safetensors", "config.json", "curve.json", "latest.safetensors",
+        "sha256.json"]
     resumed = train(config, cut, save_every=1, progress=False)  # nothing deleted in between
 
     assert resumed.iteration == whole.iteration == 3
@@ -162,7 +164,8 @@ def test_a_damaged_run_directory_is_refused_untouched(
     data = (run_dir / damage).read_bytes()
     (run_dir / damage).write_bytes(data[: len(data) // 2])
     before = snapshot(run_dir)
-    with pytest.raises((RunDirError, CheckpointError), match=re.escape(str(run_dir / damage))):
+    with pytest.raises((RunDirError, CheckpointError, DigestError),
+                       match=re.escape(str(run_dir / damage))):
         train(agent.config, run_dir, progress=False)
     assert snapshot(run_dir) == before
 

@@ -114,7 +114,12 @@ def _rms(obj: Any, what: str) -> dict[str, Any]:
 
 def read_vecnormalize(path: str | os.PathLike[str]) -> VecNormalizeStats:
     """The statistics of an SB3 ``VecNormalize.save`` file, through :class:`StatsUnpickler`."""
-    data = open(path, "rb").read()  # noqa: SIM115 - the whole file, closed at once
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise AdapterError(f"{path}: cannot read the VecNormalize statistics "
+                           f"({exc.strerror or exc})") from None
     try:
         obj = StatsUnpickler(io.BytesIO(data)).load()
     except UnsafePickleError:

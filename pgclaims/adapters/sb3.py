@@ -38,7 +38,7 @@ from pgclaims.adapters.envs import check_env_id
 from pgclaims.adapters.interface import ExternalAgent, ObsNorm, RewardNorm
 from pgclaims.adapters.modules import AdapterError, activation, mlp
 from pgclaims.adapters.safepickle import read_vecnormalize
-from pgclaims.agents.envs import make_env
+from pgclaims.agents.envs import EnvError, make_env
 
 _CLASS = re.compile(r"<class '(?:[\w.]+\.)?(\w+)'>")
 _SCHEDULE = re.compile(r"^ConstantSchedule\(val=([-+0-9.eE]+)\)$")
@@ -68,6 +68,27 @@ def read_zip(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, to
     return data, sd, opt
 
 
+_MISSING = object()
+
+
+def _num(data: dict[str, Any], key: str, integer: bool = False, default: Any = _MISSING,
+         low: float | None = None) -> Any:
+    """The plain JSON number ``data[key]`` (finite, an integer when ``integer``, >= ``low``),
+    or :class:`AdapterError` naming the field (``data.n_steps: missing``)."""
+    if key not in data or data[key] is None:
+        if default is not _MISSING:
+            return default
+        raise AdapterError(f"data.{key}: missing")
+    v = data[key]
+    ok = isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v) and (
+        not integer or float(v).is_integer()) and (low is None or v >= low)
+    if not ok:
+        what = "an integer" if integer else "a finite number"
+        raise AdapterError(f"data.{key}: expected {what}"
+                           f"{'' if low is None else f' >= {low:g}'}, got {v!r}")
+    return int(v) if integer else float(v)
+
+
 def _plain(data: dict[str, Any], key: str) -> Any:
     """A field's plain JSON value, or its plain companions' dict; never the pickle."""
     v = data.get(key)
@@ -78,6 +99,15 @@ def _plain(data: dict[str, Any], key: str) -> Any:
 
 def _constant(data: dict[str, Any], key: str, schedule_key: str | None, option: float | None,
               name: str) -> float | None:
+    value = _constant_or_none(data, key, schedule_key, option, name)
+    if value is not None and not (np.isfinite(value) and value > 0):
+        where = name if option is not None else f"data.{key}"
+        raise AdapterError(f"{where}: expected a finite number > 0, got {value!r}")
+    return value
+
+
+def _constant_or_none(data: dict[str, Any], key: str, schedule_key: str | None,
+                      option: float | None, name: str) -> float | None:
     if option is not None:
         return float(option)
     v = data.get(key)
@@ -192,8 +222,27 @@ def load(path: str | os.PathLike[str], env_id: str, *,
     """The :class:`ExternalAgent` of an SB3 PPO / sb3-contrib TRPO zip trained on ``env_id``.
 
     ``vecnormalize``: the ``VecNormalize.save`` file of the training env (required when the
-    zip shows the model was trained under VecNormalize)."""
+    zip shows the model was trained under VecNormalize). Every error names the zip (and the
+    ``data`` field, ``data.n_steps: missing``); a field of an unexpected shape is one error,
+    never a KeyError or a traceback."""
+    try:
+        return _load(path, env_id, vecnormalize, learning_rate, clip_range)
+    except AdapterError as exc:
+        if str(path) in str(exc) or (vecnormalize is not None and str(vecnormalize) in str(exc)):
+            raise
+        raise AdapterError(f"{path}: {exc}") from None
+    except EnvError:  # about the --env id, not the file
+        raise
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError, RuntimeError) as exc:
+        raise AdapterError(f"{path}: not an SB3 model this adapter can read: "
+                           f"{type(exc).__name__}: {exc}") from None
+
+
+def _load(path: str | os.PathLike[str], env_id: str, vecnormalize: Any, learning_rate: Any,
+          clip_range: Any) -> ExternalAgent:
     data, sd, opt = read_zip(path)
+    if not isinstance(data, dict):
+        raise AdapterError(f"data: expected a JSON object, got {type(data).__name__}")
     algo = _refuse_variants(data, sd)
     check_env_id(env_id)
     _check_env(data, env_id)
@@ -217,17 +266,18 @@ def load(path: str | os.PathLike[str], env_id: str, *,
             obs_norm = ObsNorm(vn.obs_mean, vn.obs_var, vn.epsilon, vn.clip_obs, vn.obs_count)
         if vn.norm_reward:
             reward_norm = RewardNorm(vn.ret_var, vn.epsilon, vn.clip_reward, vn.ret_count)
-            if abs(vn.gamma - float(data["gamma"])) > 1e-12:
+            if abs(vn.gamma - _num(data, "gamma")) > 1e-12:
                 warnings.warn(f"VecNormalize gamma {vn.gamma} differs from the model's "
                               f"{data['gamma']}", stacklevel=2)
     elif data.get("_last_original_obs") is not None:
         raise AdapterError(f"{path} was trained under VecNormalize (the zip records "
                            "_last_original_obs) but no statistics were given: pass the file "
                            "from VecNormalize.save (--vecnormalize vecnormalize.pkl)")
-    steps = int(data["n_steps"]) * int(data.get("n_envs", 1))
+    steps = _num(data, "n_steps", True, low=1) * _num(data, "n_envs", True, 1, low=1)
     lr = _constant(data, "learning_rate", "lr_schedule", learning_rate, "learning_rate")
     eps = float(opt["param_groups"][0].get("eps", 1e-5)) if opt else 1e-5
-    common = {"steps_per_iteration": steps, "minibatches": max(1, steps // int(data["batch_size"])),
+    common = {"steps_per_iteration": steps,
+              "minibatches": max(1, steps // _num(data, "batch_size", True, low=1)),
               "value_lr": lr, "adam_eps": eps, "time_limit": "bootstrap",
               "batch_end": "bootstrap", "value_loss_ends": True}
     keys = list(sd)
@@ -239,23 +289,26 @@ def load(path: str | os.PathLike[str], env_id: str, *,
         if not data.get("normalize_advantage", True):
             warnings.warn("normalize_advantage=False: replayed PPO steps normalize per "
                           "minibatch anyway (gradient measurements are unaffected)", stacklevel=2)
-        update = {**common, "policy_lr": lr, "epochs": int(data["n_epochs"]),
-                  "value_epochs": int(data["n_epochs"]),
+        update = {**common, "policy_lr": lr, "epochs": _num(data, "n_epochs", True, low=1),
+                  "value_epochs": _num(data, "n_epochs", True, low=1),
                   "clip_eps": _constant(data, "clip_range", None, clip_range, "clip_range"),
                   "value_clip": _constant(data, "clip_range_vf", None, None, "clip_range_vf"),
-                  "entropy_coef": float(data.get("ent_coef", 0.0)), "adv_norm": "minibatch"}
+                  "entropy_coef": _num(data, "ent_coef", default=0.0),
+                  "adv_norm": "minibatch"}
     else:
-        update = {**common, "max_kl": float(data["target_kl"]),
-                  "value_epochs": int(data["n_critic_updates"]),
-                  "fisher_fraction": 1.0 / float(data.get("sub_sampling_factor", 1)),
-                  "cg_iters": int(data["cg_max_steps"]), "cg_damping": float(data["cg_damping"]),
-                  "backtrack_iters": int(data["line_search_max_iter"]),
-                  "backtrack_coeff": float(data["line_search_shrinking_factor"])}
+        update = {**common, "max_kl": _num(data, "target_kl"),
+                  "value_epochs": _num(data, "n_critic_updates", True, low=1),
+                  "fisher_fraction": 1.0 / _num(data, "sub_sampling_factor", True, 1, low=1),
+                  "cg_iters": _num(data, "cg_max_steps", True, low=1),
+                  "cg_damping": _num(data, "cg_damping"),
+                  "backtrack_iters": _num(data, "line_search_max_iter", True, low=1),
+                  "backtrack_coeff": _num(data, "line_search_shrinking_factor")}
     return ExternalAgent(
-        mean=mean, log_std=sd["log_std"], value=value, gamma=float(data["gamma"]),
-        gae_lambda=float(data["gae_lambda"]), obs_norm=obs_norm, reward_norm=reward_norm,
+        mean=mean, log_std=sd["log_std"], value=value, gamma=_num(data, "gamma"),
+        gae_lambda=_num(data, "gae_lambda"), obs_norm=obs_norm, reward_norm=reward_norm,
         clip_actions=True, algo=algo, update=update,
         policy_opt_state=_opt_state(opt, keys, pi_keys) if algo == "ppo" else None,
         value_opt_state=_opt_state(opt, keys, vf_keys),
-        iteration=int(data.get("num_timesteps", 0)) // steps, seed=int(data.get("seed") or 0),
+        iteration=_num(data, "num_timesteps", True, 0, low=0) // steps,
+        seed=_num(data, "seed", True, 0, low=0),
         source=f"sb3:{path}")

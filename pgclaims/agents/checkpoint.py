@@ -6,22 +6,27 @@ normalizer statistics, the torch RNG state and the record of the last value fit
 included, and is still read). Metadata (JSON in
 the safetensors header): format name and version, the training config, iteration, numpy RNG
 state, the training curve so far. Nothing is ever unpickled. Writes are atomic (temporary
-file in the same directory, then rename).
+file in the same directory, then rename), and a parameter or optimizer state that is not
+finite is never written: a diverged run stops with an error instead of leaving a NaN agent
+behind. :func:`load` checks the file's sha256 against the one recorded for it (the fixture
+manifest, or the run folder's ``sha256.json``: :mod:`pgclaims.agents.digests`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as save_bytes
 
+from pgclaims import fsio
+from pgclaims.agents import digests
 from pgclaims.agents.agent import Agent, FitRecord, TrainConfig, make_agent
 from pgclaims.agents.rollout import Batch
 
@@ -34,8 +39,24 @@ BATCH_FIELDS = ("obs", "actions", "rewards", "raw_rewards", "terminated", "trunc
 """The batch fields of a format-1 checkpoint."""
 
 
+FINITE_PREFIXES = ("policy/", "value/", "prev_value/", "prev_policy/", "policy_opt/",
+                   "value_opt/", "obs_norm/", "reward_norm/")
+"""Tensors that must be finite in a checkpoint (the networks, their optimizers, the
+normalizers); a non-finite one means training diverged."""
+
+
 class CheckpointError(ValueError):
     """A checkpoint file that is missing, corrupt, truncated, foreign or of another version."""
+
+
+class NonFiniteError(CheckpointError):
+    """An agent whose parameters or optimizer state hold NaN or infinity: never saved."""
+
+
+def non_finite(tensors: dict[str, torch.Tensor]) -> list[str]:
+    """Names of the tensors of :data:`FINITE_PREFIXES` that hold a NaN or an infinity."""
+    return [k for k, t in tensors.items() if k.startswith(FINITE_PREFIXES)
+            and t.is_floating_point() and not bool(torch.isfinite(t).all())]
 
 
 def _opt_tensors(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], Any]:
@@ -58,7 +79,9 @@ def _load_opt(prefix: str, opt: torch.optim.Optimizer, tensors: dict[str, torch.
 
 
 def save(agent: Agent, path: str | os.PathLike[str]) -> Path:
-    """Write ``agent`` to ``path`` atomically; returns the path."""
+    """Write ``agent`` to ``path`` atomically; returns the path. Raises
+    :class:`NonFiniteError` (writing nothing) when a parameter or optimizer state is not
+    finite. A training run records the file's digest (:func:`pgclaims.agents.digests.record`)."""
     path = Path(path)
     tensors: dict[str, torch.Tensor] = {}
     for name, p in agent.policy.state_dict().items():
@@ -95,26 +118,32 @@ def save(agent: Agent, path: str | os.PathLike[str]) -> Path:
         numpy_rng=agent.rng.bit_generator.state,
         curve=agent.curve,
     )
+    bad = non_finite(tensors)
+    if bad:
+        raise NonFiniteError(f"{path}: not written: iteration {agent.iteration} has non-finite "
+                             f"values in {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} "
+                             "(training diverged)")
     header = {"format": FORMAT, "format_version": str(FORMAT_VERSION),
               "pgclaims": json.dumps(meta)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata=header)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    data = save_bytes({k: v.contiguous() for k, v in tensors.items()}, metadata=header)
+    fsio.write_bytes(path, data)
     return path
 
 
 def read(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Tensors and metadata of a checkpoint, validated; raises :class:`CheckpointError`."""
+    """Tensors and metadata of a checkpoint, validated; raises :class:`CheckpointError`, or
+    :class:`~pgclaims.agents.digests.DigestError` when the folder's ``sha256.json`` records
+    another digest for the file (a fixture's is checked by :func:`pgclaims.agents.fixtures.load`
+    against its manifest entry)."""
     path = Path(path)
+    if path.is_dir():
+        found = sorted(p.name for p in path.glob("*.safetensors"))
+        hint = f"; it holds {', '.join(found[:6])}" if found else ""
+        raise CheckpointError(f"{path}: is a folder, not a checkpoint file (give one "
+                              f"ckpt_NNNN.safetensors{hint})")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    digests.verify(path)
     try:
         tensors = load_file(str(path))
         from safetensors import safe_open
@@ -143,7 +172,8 @@ def read(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[st
 
 
 def load(path: str | os.PathLike[str]) -> Agent:
-    """Rebuild the agent saved at ``path`` (exactly: continuing it continues the run)."""
+    """Rebuild the agent saved at ``path`` (exactly: continuing it continues the run); its
+    digest is checked as :func:`read` says."""
     tensors, meta = read(path)
     try:
         config = TrainConfig.from_dict(meta["config"])

@@ -7,6 +7,12 @@ Layout under ``fixtures/``::
     store/<key>/curve.json     per-iteration training metrics
     store/<key>/ckpt_NNNN.safetensors
 
+Every file of a fixture has its sha256 in the manifest entry (``sha256``), checked whenever it
+is loaded; ``pgclaims fixtures verify`` checks the whole store (:mod:`pgclaims.agents.storecheck`).
+A finished fixture is never trained again, and the manifest entry is written before the files
+kept only for resuming (``latest.safetensors``, ``sha256.json``) are removed, so a failed
+manifest write loses nothing: the rerun finds the run finished and writes the entry.
+
 ``<key>`` is :meth:`pgclaims.agents.agent.TrainConfig.key`, a hash of the config and
 :data:`pgclaims.agents.agent.TRAINING_VERSION`. Changing training semantics means bumping that
 constant: every existing fixture then stops matching, and :func:`load` names the command that
@@ -26,18 +32,16 @@ from typing import Any
 
 from filelock import FileLock
 
-from pgclaims.agents import backend, checkpoint
+from pgclaims.agents import backend, checkpoint, digests, manifest, storecheck
 from pgclaims.agents.agent import TRAINING_VERSION, Agent, TrainConfig
 from pgclaims.agents.lockstep import train_together
+from pgclaims.agents.manifest import FixtureError
 from pgclaims.agents.sims import supports
-from pgclaims.agents.train import ckpt_name, train, write_json
+from pgclaims.agents.storecheck import check_files
+from pgclaims.agents.train import LATEST, ckpt_name, train, write_json
 
 ROOT = Path(__file__).resolve().parents[2] / "fixtures"
 """The repository's fixture directory (override with the ``PGCLAIMS_FIXTURES`` variable)."""
-
-
-class FixtureError(LookupError):
-    """A fixture that is missing, stale or unreadable; the message says what to run."""
 
 
 def root() -> Path:
@@ -51,15 +55,8 @@ def train_command(env_id: str, algo: str, seed: int, iterations: int,
 
 
 def read_manifest(base: Path | None = None) -> dict[str, Any]:
-    path = (base or root()) / "manifest.json"
-    if not path.exists():
-        return {"schema": 1, "agents": []}
-    try:
-        manifest = json.loads(path.read_text())
-        manifest["agents"]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise FixtureError(f"{path}: not a fixture manifest ({exc})") from exc
-    return manifest
+    """The store's manifest, every entry validated (:mod:`pgclaims.agents.manifest`)."""
+    return manifest.read(base or root())
 
 
 def versions() -> dict[str, str]:
@@ -109,25 +106,61 @@ def _store_dir(config: TrainConfig, base: Path) -> Path:
 
 def _record(agent: Agent, base: Path, run_dir: Path, wall_time_s: float,
             **extra: Any) -> dict[str, Any]:
-    """Record a finished agent in the manifest (its resume file is no longer needed)."""
-    (run_dir / "latest.safetensors").unlink(missing_ok=True)  # only needed to resume
+    """Record a finished agent in the manifest, with the sha256 of its files; only then are
+    the files kept for resuming removed (a failed manifest write keeps them)."""
     entry = {**manifest_entry(agent, wall_time_s), **extra}
+    entry["sha256"] = storecheck.entry_digests(entry, run_dir)
     with FileLock(str(base / ".manifest.lock")):
-        manifest = read_manifest(base)
-        manifest["agents"] = [a for a in manifest["agents"] if a["key"] != entry["key"]]
-        manifest["agents"].append(entry)
-        manifest["agents"].sort(key=lambda a: (a.get("protocol", "table1"), a["env_id"],
-                                               a["algo"], a["seed"]))
-        write_json(base / "manifest.json", manifest)
+        doc = read_manifest(base)
+        doc["agents"] = [a for a in doc["agents"] if a["key"] != entry["key"]]
+        doc["agents"].append(entry)
+        doc["agents"].sort(key=lambda a: (a.get("protocol", "table1"), a["env_id"],
+                                          a["algo"], a["seed"]))
+        write_json(base / "manifest.json", doc)
+    for name in (LATEST, digests.FILE):  # only needed to resume; the manifest holds it all now
+        (run_dir / name).unlink(missing_ok=True)
     return entry
 
 
-def train_fixture(config: TrainConfig, base: Path | None = None, progress: bool = True) -> dict:
-    """Train (or resume) ``config`` into the store and record it in the manifest."""
+def _locate(base: Path, key: str) -> tuple[int, dict[str, Any]] | None:
+    for i, a in enumerate(read_manifest(base)["agents"]):
+        if a["key"] == key:
+            return i, a
+    return None
+
+
+def finished(config: TrainConfig, base: Path | None = None) -> str | None:
+    """None if ``config`` is not in the manifest; else, its files verified against their
+    digests (:class:`FixtureError` otherwise), the line that says so."""
+    base = base or root()
+    found = _locate(base, config.key())
+    if found is None:
+        return None
+    i, entry = found
+    n = check_files(entry, f"agents[{i}]", base)
+    return (f"fixture {entry['key']} ({entry.get('protocol', 'table1')} {entry['env_id']} "
+            f"{entry['algo']} seed {entry['seed']}) is already in {base / 'manifest.json'}: "
+            f"the sha256 of its {n} files verified; nothing trained, nothing written")
+
+
+def train_fixture(config: TrainConfig, base: Path | None = None, progress: bool = True,
+                  say: Any = None) -> dict[str, Any]:
+    """Train (or resume) ``config`` into the store and record it in the manifest.
+
+    A fixture already in the manifest is not trained again: its files are verified against
+    their digests and ``say`` is told so. The manifest is read before training (a damaged
+    one stops the command before any work) and written before ``latest.safetensors`` is
+    removed (a failed write keeps it, and the rerun only writes the entry)."""
     base = base or root()
     run_dir = _store_dir(config, base)
+    found = _locate(base, config.key())
+    if found is not None:
+        done = finished(config, base)
+        if say is not None and done is not None:
+            say(done)
+        return found[1]
     t0 = time.perf_counter()
-    agent = train(config, run_dir, progress=progress)
+    agent = train(config, run_dir, progress=progress, say=say)
     return _record(agent, base, run_dir, time.perf_counter() - t0)
 
 
@@ -138,6 +171,7 @@ def train_fixtures_together(configs: list[TrainConfig], base: Path | None = None
     :func:`train_fixture` of each), recording each in the manifest as it finishes. An entry's
     ``wall_time_s`` is the group's time until that agent finished, ``lockstep`` the group size."""
     base = base or root()
+    read_manifest(base)  # a damaged manifest stops the group before any training
     dirs = [_store_dir(c, base) for c in configs]
     t0 = time.perf_counter()
     entries: list[dict[str, Any]] = []
@@ -149,12 +183,18 @@ def train_fixtures_together(configs: list[TrainConfig], base: Path | None = None
 def find(env_id: str, algo: str, seed: int, iterations: int = 500,
          base: Path | None = None, protocol: str = "table1") -> Path:
     """The store directory of a complete fixture, or a :class:`FixtureError` saying what to run."""
-    base = base or root()
+    return _find(env_id, algo, seed, iterations, base or root(), protocol)[0]
+
+
+def _find(env_id: str, algo: str, seed: int, iterations: int, base: Path,
+          protocol: str) -> tuple[Path, dict[str, Any], str]:
+    """(store folder, manifest entry, its field path) of a complete fixture."""
     config = TrainConfig.create(env_id, algo, seed, iterations, protocol=protocol)
     key = config.key()
     agents = read_manifest(base)["agents"]
-    if any(a["key"] == key for a in agents):
-        return base / "store" / key
+    for i, a in enumerate(agents):
+        if a["key"] == key:
+            return base / "store" / key, a, f"agents[{i}]"
     cmd = train_command(env_id, algo, seed, iterations, protocol)
     same = [a for a in agents if (a["env_id"], a["algo"], a["seed"], a["iterations"],
                                   a.get("protocol", "table1"))
@@ -170,19 +210,40 @@ def find(env_id: str, algo: str, seed: int, iterations: int = 500,
 
 def load(env_id: str, algo: str, seed: int, iteration: int, iterations: int = 500,
          base: Path | None = None, protocol: str = "table1") -> Agent:
-    """The committed agent ``env_id``/``algo``/``seed`` of ``protocol`` at ``iteration``."""
-    run_dir = find(env_id, algo, seed, iterations, base, protocol)
+    """The committed agent ``env_id``/``algo``/``seed`` of ``protocol`` at ``iteration``, its
+    file checked against the manifest's sha256 first."""
+    base = base or root()
+    run_dir, entry, where = _find(env_id, algo, seed, iterations, base, protocol)
     path = run_dir / ckpt_name(iteration)
     if not path.exists():
         have = sorted(p.name for p in run_dir.glob("ckpt_*.safetensors"))
         raise FixtureError(f"{path}: no checkpoint at iteration {iteration}; have {have}")
+    _check_one(path, entry, where, base)
     return checkpoint.load(path)
+
+
+def _check_one(path: Path, entry: dict[str, Any], where: str, base: Path) -> None:
+    recorded = entry.get("sha256")
+    source = f"{base / 'manifest.json'} {where}.sha256"
+    if recorded is None or path.name not in recorded:
+        raise FixtureError(
+            f"{path}: no sha256 in {source}, so the file cannot be verified; record the "
+            "digests with `pgclaims fixtures verify --write-missing` (it checks each file "
+            "first)")
+    try:
+        digests.check(path, recorded[path.name], source)
+    except digests.DigestError as exc:
+        raise FixtureError(str(exc)) from None
 
 
 def curve(env_id: str, algo: str, seed: int, iterations: int = 500,
           base: Path | None = None, protocol: str = "table1") -> list[dict[str, float]]:
-    return json.loads((find(env_id, algo, seed, iterations, base, protocol)
-                       / "curve.json").read_text())
+    """The fixture's training curve, checked against the manifest's sha256."""
+    base = base or root()
+    run_dir, entry, where = _find(env_id, algo, seed, iterations, base, protocol)
+    path = run_dir / "curve.json"
+    _check_one(path, entry, where, base)
+    return json.loads(path.read_text())
 
 
 def describe(base: Path | None = None) -> str:
@@ -200,6 +261,11 @@ def describe(base: Path | None = None) -> str:
     return "\n".join(lines)
 
 
+
+
+def verify(base: Path | None = None, write_missing: bool = False, say: Any = print) -> int:
+    """:func:`pgclaims.agents.storecheck.verify` of the store (default: :func:`root`)."""
+    return storecheck.verify(base or root(), write_missing, say)
 
 
 def train_job(job: tuple[TrainConfig, Path]) -> dict[str, Any]:
@@ -249,13 +315,18 @@ def train_set(configs: list[TrainConfig], jobs: int = 1,
     ray backend (:mod:`pgclaims.agents.backend`; a task whose worker dies resumes every agent
     from its latest checkpoint); deterministic whatever the order, grouping or backend. ``say``
     gets a line per finished agent with the set's overall ETA. Agents already in the manifest
-    are skipped. Ray workers write to the store path as this process sees it, so a cluster of
-    several machines needs it on a shared filesystem."""
+    are skipped, their files verified against their digests first. Ray workers write to the
+    store path as this process sees it, so a cluster of several machines needs it on a shared
+    filesystem."""
     base = root().resolve()
     have = {a["key"] for a in read_manifest(base)["agents"]}
     todo = [c for c in configs if c.key() not in have]
+    for c in configs:
+        if c.key() in have:
+            finished(c, base)  # verified against its digests (FixtureError names a change)
     groups = lockstep_groups(todo, jobs)
-    say(f"{len(configs) - len(todo)} of {len(configs)} agents already in the store; "
+    say(f"{len(configs) - len(todo)} of {len(configs)} agents already in the store (their "
+        "sha256 verified); "
         f"training {len(todo)} in {len(groups)} lockstep group(s) with {jobs} job(s)")
     done: list[dict[str, Any]] = []
     if not todo:
@@ -273,5 +344,5 @@ def train_set(configs: list[TrainConfig], jobs: int = 1,
     return done
 
 
-__all__ = ["FixtureError", "curve", "describe", "find", "load", "lockstep_groups", "train_fixture",
-           "train_fixtures_together", "train_set"]
+__all__ = ["FixtureError", "check_files", "curve", "describe", "find", "finished", "load",
+           "lockstep_groups", "train_fixture", "train_fixtures_together", "train_set", "verify"]

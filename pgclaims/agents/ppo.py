@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pgclaims.agents.hyper import check_common
+from pgclaims.agents.hyper import check_common, check_overrides
 from pgclaims.agents.minibatch import AdamStep, backward
 from pgclaims.agents.networks import GaussianPolicy
 
@@ -90,6 +90,7 @@ class PPOConfig:
                 f"Table 1 has no PPO row for {env_id!r}: pass policy_lr and value_lr "
                 f"(rows exist for {', '.join(TABLE1_PPO)})"
             )
+        check_overrides(cls, "ppo", overrides)
         return cls(**{**(row or {}), **overrides})  # type: ignore[arg-type]
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pgclaims.agents.hyper import check_common
+from pgclaims.agents.hyper import check_common, check_overrides
 from pgclaims.agents.networks import GaussianPolicy, flat_grad, flat_params, set_flat_params
 
 TABLE1_TRPO: dict[str, dict[str, float]] = {
@@ -89,6 +89,7 @@ class TRPOConfig:
                 f"Table 1 has no TRPO row for {env_id!r}: pass max_kl and value_lr "
                 f"(rows exist for {', '.join(TABLE1_TRPO)})"
             )
+        check_overrides(cls, "trpo", overrides)
         return cls(**{**(row or {}), **overrides})  # type: ignore[arg-type]
 
 

@@ -5,6 +5,11 @@ measurement kind and arguments, the seed and the kind's version (:func:`version`
 per key means two workers never compute the same thing twice: the second waits and reads.
 Results are written atomically (temporary file, then rename), so an interrupted computation
 leaves nothing behind.
+
+Each entry carries the sha256 of its index and result (:func:`digest`). An entry whose digest
+or index does not match, or that does not parse, is discarded with a warning naming the file
+and recomputed: a flipped bit or a hand edit is never read as a measurement. Entries written
+before digests existed are read as they are and get their digest on that first read.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +28,7 @@ from typing import Any, TypeVar
 import numpy as np
 from filelock import FileLock, Timeout
 
+from pgclaims import fsio
 from pgclaims.agents.agent import Agent
 from pgclaims.agents.networks import flat_params
 from pgclaims.agents.sims import MUJOCO_ENVS, supports
@@ -130,6 +136,36 @@ def _waiting_said(lock: FileLock, what: str) -> Iterator[None]:
         lock.release()
 
 
+class CacheDigestWarning(UserWarning):
+    """A cache entry that was damaged or edited: discarded, and recomputed."""
+
+
+def digest(index: dict[str, Any], result: Any) -> str:
+    """sha256 of an entry's index and (JSON-encoded) result, keys sorted."""
+    text = json.dumps({"index": index, "result": result}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _entry(path: Path, index: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The checked record at ``path``; ValueError saying what is wrong with it. A record of
+    the time before digests gets its digest written (the caller holds the entry's lock)."""
+    try:
+        record = json.loads(path.read_text())
+        stored, result, recorded = record["index"], record["result"], record.get("sha256")
+    except (ValueError, KeyError, TypeError) as exc:  # JSON and UTF-8 errors are ValueErrors
+        raise ValueError(f"not a cache entry ({type(exc).__name__}: {exc})") from None
+    if index is not None and stored != json.loads(json.dumps(index)):
+        raise ValueError("its index is not the one its file name stands for")
+    expected = digest(stored, result)
+    if recorded is None:  # written before digests existed
+        if index is not None:
+            fsio.write_text(path, json.dumps({**record, "sha256": expected}))
+    elif recorded != expected:
+        raise ValueError(f"sha256 {expected[:16]}... of its content differs from the "
+                         f"{str(recorded)[:16]}... it records (damaged or edited)")
+    return record
+
+
 def cached(kind: str, agent: Agent, args: dict[str, Any], seed: int, cls: type[T],
            compute: Callable[[], T]) -> T:
     """``compute()`` once per (checkpoint, kind, args, seed); later calls read the file."""
@@ -148,21 +184,17 @@ def cached(kind: str, agent: Agent, args: dict[str, Any], seed: int, cls: type[T
     with _waiting_said(FileLock(str(path) + ".lock"), what):
         if path.exists():
             try:
-                record = json.loads(path.read_text())
-                return cls(**_decode(record["result"]))
-            except (ValueError, KeyError, TypeError):  # JSON and UTF-8 errors are ValueErrors
+                return cls(**_decode(_entry(path, index)["result"]))
+            except (ValueError, KeyError, TypeError) as exc:
+                warnings.warn(f"{path}: {exc}; discarded, recomputing", CacheDigestWarning,
+                              stacklevel=2)
                 path.unlink()  # a foreign or damaged entry is recomputed, never trusted
         if _gate is not None:
             _gate(what)
         result = compute()
-        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump({"index": index, "result": to_json(result)}, f)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        encoded = to_json(result)
+        fsio.write_text(path, json.dumps({"index": index, "result": encoded,
+                                          "sha256": digest(index, encoded)}))
     return result
 
 
@@ -172,12 +204,14 @@ def records(kind: str, args: dict[str, Any] | None = None) -> list[dict[str, Any
     out = []
     for path in sorted((cache_dir() / kind).glob("*.json")):
         try:
-            rec = json.loads(path.read_text())
+            rec = _entry(path)
             ix = rec["index"]
             if ix["measure_version"] != version(kind) or (
                     args is not None and ix["args"] != json.loads(json.dumps(args))):
                 continue
             out.append({"index": ix, "result": _decode(rec["result"])})
-        except (ValueError, KeyError, OSError):
+        except ValueError as exc:
+            warnings.warn(f"{path}: {exc}; left out", CacheDigestWarning, stacklevel=2)
+        except (KeyError, TypeError, OSError):
             continue
     return out

@@ -47,6 +47,23 @@ def to_cut(rec: Batch | FitRecord, gamma: float) -> np.ndarray:
     return discounted_returns(rec.rewards, np.zeros(len(rec)), rec.ends, gamma)
 
 
+def has_mujoco_state(env_id: str) -> bool:
+    """Whether ``env_id``'s environment can be restarted from a saved state (MuJoCo's
+    ``set_state``), as continued returns need."""
+    env = make_env(env_id)
+    try:
+        return hasattr(env.unwrapped, "set_state")
+    finally:
+        env.close()
+
+
+def not_mujoco(env_id: str) -> str:
+    """Why continued returns cannot be computed on ``env_id`` (not a MuJoCo environment)."""
+    return (f"{env_id} is not a MuJoCo environment, and continued returns (the corrected "
+            "protocol's value target) restart each time-limit cut from its MuJoCo state; "
+            "measure it under the authors protocol (to_cut returns)")
+
+
 def continuation_values(agent: Agent, cut_states: np.ndarray, policy: NumpyPolicy,
                         rng: np.random.Generator, steps: int | None = None) -> np.ndarray:
     """For each cut, the discounted return of the untruncated task from the cut's MuJoCo state
@@ -57,8 +74,7 @@ def continuation_values(agent: Agent, cut_states: np.ndarray, policy: NumpyPolic
     base = env.unwrapped
     if not hasattr(base, "set_state"):
         env.close()
-        raise ValueError(f"{agent.config.env_id}: continued returns need a MuJoCo environment "
-                         "(set_state); use the to_cut or cut_excluded returns target")
+        raise ValueError(not_mujoco(agent.config.env_id))
     obs_norm = FrozenObsNorm(agent.obs_norm)
     scaler = FrozenRewardScaler(agent.reward_scaler)
     nq = base.model.nq
@@ -86,6 +102,9 @@ def continued(agent: Agent, rec: Batch | FitRecord, policy: NumpyPolicy,
               rng: np.random.Generator, steps: int | None = None) -> np.ndarray:
     """Returns of the untruncated task: each cut trajectory's sum plus its discounted
     continuation (true terminals add nothing)."""
+    if rec.cut_states is None and rec.truncated.any() and not has_mujoco_state(
+            agent.config.env_id):
+        raise ValueError(not_mujoco(agent.config.env_id))
     if rec.cut_states is None or len(rec.cut_states) != int(rec.truncated.sum()):
         raise ValueError("continued returns need the MuJoCo state at every cut (checkpoint "
                          "format 2 or a batch from pgclaims.agents.rollout.collect)")

@@ -11,6 +11,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pgclaims.fsio import check_writable_dir, describe
+
 from .history import read_history
 from .page import render
 from .schema import ReportError, load_results
@@ -49,6 +51,7 @@ def main_report(argv: Sequence[str] | None = None) -> int:
         out: Path = args.out if args.out is not None else run_dir / "index.html"
         if not out.parent.is_dir():
             raise ReportError(f"{out.parent}: output folder does not exist")
+        check_writable_dir(out.parent)  # a read-only folder is found before the figures
         written = render(results, out, history=history)
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
@@ -56,7 +59,7 @@ def main_report(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"{PROG}: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"{PROG}: error: {describe(exc)}", file=sys.stderr)
         return 2
     print(written)
     return 0

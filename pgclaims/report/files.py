@@ -9,24 +9,15 @@ from __future__ import annotations
 
 import os
 import secrets
-import tempfile
 from pathlib import Path
+
+from pgclaims import fsio
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` (UTF-8) atomically; on any error ``path`` is untouched."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is meant to be read by others
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Replace ``path`` with ``text`` (UTF-8) atomically; on any error ``path`` is untouched
+    and the OSError names ``path`` (:func:`pgclaims.fsio.write_bytes`)."""
+    fsio.write_text(path, text)
 
 
 def update_latest(reports_dir: Path, run_dir: Path) -> None:

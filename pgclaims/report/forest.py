@@ -21,14 +21,23 @@ def params_label(params: dict[str, Any]) -> str:
     return " · ".join(head + rest) or "(no parameters)"
 
 
+AXIS_MAX = 1e12
+"""Largest magnitude drawn to scale; beyond it a value is drawn at the axis edge, as an
+unbounded end is (matplotlib's tickers overflow on spans near 1e308)."""
+
+
 def _finite(x: Any) -> bool:
     return isinstance(x, int | float) and math.isfinite(x)
 
 
+def _on_axis(x: Any) -> bool:
+    return _finite(x) and abs(x) <= AXIS_MAX
+
+
 def _xlimits(rows: list[dict[str, Any]], threshold: float | None) -> tuple[float, float]:
-    values = [] if threshold is None else [threshold]
+    values = [threshold] if _on_axis(threshold) else []
     for r in rows:
-        values += [v for v in [r["statistic"], *(r["interval"] or [])] if _finite(v)]
+        values += [v for v in [r["statistic"], *(r["interval"] or [])] if _on_axis(v)]
     if not values:
         return -1.0, 1.0
     lo, hi = min(values), max(values)
@@ -40,14 +49,17 @@ def _draw_row(ax: Any, y: float, row: dict[str, Any], xlim: tuple[float, float])
     color = VERDICT_COLORS[row["verdict"]]
     stat, interval = row["statistic"], row["interval"]
     if interval is not None and not any(math.isnan(v) for v in interval):
-        lo, hi = (v if _finite(v) else (xlim[0] if v < 0 else xlim[1]) for v in interval)
+        lo, hi = (v if _on_axis(v) else (xlim[0] if v < 0 else xlim[1]) for v in interval)
         ax.plot([lo, hi], [y, y], color=color, lw=2.2, solid_capstyle="butt")
         # An infinite end is a censored bound (CLAIMS.md "Censoring"): show it as an arrow.
         for end, raw, marker in ((lo, interval[0], "<"), (hi, interval[1], ">")):
-            if not _finite(raw):
+            if not _on_axis(raw):
                 ax.plot([end], [y], marker=marker, color=color, ms=6)
-    if _finite(stat):
+    if _on_axis(stat):
         ax.plot([stat], [y], marker="o", color=color, ms=6, mec="white", mew=0.8)
+    elif _finite(stat):  # off the scale: at the edge it lies beyond
+        ax.plot([xlim[0] if stat < 0 else xlim[1]], [y], marker="<" if stat < 0 else ">",
+                color=color, ms=6)
     else:
         what = "error: no statistic" if row["verdict"] == "ERROR" else "not measured"
         ax.text(sum(xlim) / 2, y, what, ha="center", va="center", color=color,
@@ -66,7 +78,7 @@ def forest_svg(claim_rows: list[dict[str, Any]], *, uid: str) -> str:
     def draw(fig: Figure) -> None:
         ax = fig.add_subplot()
         ys = list(range(len(claim_rows)))[::-1]
-        if threshold is not None and _finite(threshold):
+        if threshold is not None and _on_axis(threshold):
             side = (xlim[0], threshold) if direction.startswith("<") else (threshold, xlim[1])
             ax.axvspan(*side, color=CLAIM_SIDE_COLOR, alpha=0.09, lw=0)
             ax.axvline(threshold, color="#333333", ls="--", lw=1)

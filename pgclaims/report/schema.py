@@ -2,7 +2,9 @@
 
 The report trusts nothing it did not check: a missing, truncated, corrupt or foreign file is
 turned into one :class:`ReportError` whose one-line message names the file, the field and what
-was expected, so the user can act on it without reading a traceback.
+was expected, so the user can act on it without reading a traceback. Every number is finite:
+the suite writes strict JSON (a NaN becomes null), so a NaN or Infinity token, which Python's
+JSON reader accepts, is a hand edit or a foreign writer, and it is refused by field.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def _short(value: Any, limit: int = 60) -> str:
 
 
 def _is_num(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _is_int(v: Any) -> bool:
@@ -64,7 +66,7 @@ def _is_interval(v: Any) -> bool:
     if not (isinstance(v, list) and len(v) == 2 and all(_is_num(x) for x in v)):
         return False
     lo, hi = v
-    return math.isnan(lo) or math.isnan(hi) or lo <= hi
+    return lo <= hi
 
 
 def _is_num_list(v: Any) -> bool:
@@ -86,6 +88,7 @@ PARAMS: Check = (
 INTERVAL: Check = (_is_interval, "[lo, hi] with lo <= hi")
 STR_LIST: Check = (lambda v: isinstance(v, list) and all(map(_is_str, v)), "a list of strings")
 PROB: Check = (lambda v: _is_num(v) and 0.0 <= v <= 1.0, "a number in [0, 1]")
+NON_NEGATIVE: Check = (lambda v: _is_num(v) and v >= 0, "a finite number >= 0")
 
 # (check, required) per key; keys not listed are allowed and ignored (forward compatible).
 Spec = Mapping[str, tuple[Check, bool]]
@@ -117,7 +120,7 @@ PROVENANCE: Spec = {
     "python": (_nullable(STR), False),
     "platform": (_nullable(STR), False),
     "packages": (DICT, False),
-    "wall_time_s": (_nullable(NUM), False),
+    "wall_time_s": (_nullable(NON_NEGATIVE), False),
     "bootstrap": (DICT, False),
     "agents": (DICT, False),
     "backend": (DICT, False),
@@ -150,7 +153,7 @@ ROW: Spec = {
     "power": (_nullable(DICT), False),
     "n_agents": (_nullable(INT), False),
     "n_repeats": (_nullable(INT), False),
-    "duration_s": (_nullable(NUM), False),
+    "duration_s": (_nullable(NON_NEGATIVE), False),
 }
 # A run stopped before every test was measured (its PENDING rows); remaining: what is left
 # by the cost plan, null when it could not be planned.
@@ -257,9 +260,28 @@ def _check_figures(chk: _Checker, figures: dict[str, Any]) -> None:
                              "number lists (z[i][j] at a[i], b[j])", z)
 
 
+def non_finite(obj: Any, where: str = "") -> tuple[str, float] | None:
+    """(field path, value) of the first NaN or infinity anywhere in ``obj``, or None."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return where or "<top level>", obj
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(
+        obj, list) else ()
+    for key, value in items:
+        path = f"{where}[{key}]" if isinstance(key, int) else (
+            f"{where}.{key}" if where else str(key))
+        found = non_finite(value, path)
+        if found is not None:
+            return found
+    return None
+
+
 def validate(doc: Any, file: Path) -> dict[str, Any]:
     """Check ``doc`` against schema 1 and return it; raise :class:`ReportError` otherwise."""
     chk = _Checker(file)
+    bad = non_finite(doc)
+    if bad is not None:
+        chk.fail(bad[0], "a finite number (results.json is strict JSON: no NaN or Infinity)",
+                 bad[1])
     if not isinstance(doc, dict):
         chk.fail("<top level>", "a JSON object (a pgclaims results.json)", doc)
     if "schema" not in doc:

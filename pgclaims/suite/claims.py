@@ -216,9 +216,15 @@ def close_matches(claim_id: str, n: int = 3) -> list[str]:
 
 
 def unknown_message(claim_id: str) -> str:
+    """What to say about an unknown id: the closest ids, or else every id (the spec file
+    CLAIMS.md is not shipped with the package, so the message itself lists them)."""
     near = close_matches(claim_id)
-    hint = f"did you mean {', '.join(near)}?" if near else "see CLAIMS.md for the ids"
-    return f"unknown claim id {claim_id!r}; {hint}"
+    if near:
+        return f"unknown claim id {claim_id!r}; did you mean {', '.join(near)}?"
+    ids = list(all_claims())
+    families = sorted({i.split(".")[0] + ".*" for i in ids})
+    return (f"unknown claim id {claim_id!r}; the {len(ids)} ids are {', '.join(ids)} "
+            f"(a pattern such as {families[0]!r} selects a family)")
 
 
 class UnknownClaimError(KeyError):

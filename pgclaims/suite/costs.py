@@ -193,6 +193,9 @@ class Estimate:
 
     def wall_s(self, cores: int, efficiency: float = EFFICIENCY) -> float:
         """Estimated wall time on ``cores`` cores."""
+        if cores < 1 or not 0 < efficiency <= 1:
+            raise ValueError(f"cores must be >= 1 and efficiency in (0, 1], got {cores} and "
+                             f"{efficiency}")
         return max(self.core_s / (cores * efficiency), self.critical_s)
 
 

@@ -185,10 +185,24 @@ def read_manifest(path: str | Path) -> Manifest:
 def _file(value: Any, field: str, folder: Path, bad: Any) -> str:
     if not isinstance(value, str) or not value:
         raise bad(field, "expected a file path (relative to the manifest's folder)")
-    p = (folder / value).resolve()
-    if not p.is_file():
+    try:
+        p = (folder / value).resolve()
+        is_file = p.is_file()
+    except (OSError, ValueError) as exc:  # a NUL byte, a name too long, a symlink loop
+        raise bad(field, f"not a usable file path ({exc})") from None
+    if not is_file:
         raise bad(field, f"no such file: {p}")
     return str(p)
+
+
+def _env(value: str, field: str, bad: Any) -> None:
+    """An id gymnasium knows, checked when the manifest is read (not when a test runs)."""
+    import gymnasium
+
+    try:
+        gymnasium.spec(value)
+    except gymnasium.error.Error as exc:
+        raise bad(field, f"unknown environment id {value!r} ({exc})") from None
 
 
 def _options(raw: Any, field: str, folder: Path, bad: Any) -> dict[str, Any]:
@@ -207,6 +221,7 @@ def _entry(raw: Any, field: str, folder: Path, bad: Any) -> Entry:
     for key in ("env", "algo", "adapter"):
         if not isinstance(raw.get(key), str) or not raw[key]:
             raise bad(f"{field}.{key}", "required: a non-empty string")
+    _env(raw["env"], f"{field}.env", bad)
     if raw["algo"] not in ("ppo", "trpo"):
         raise bad(f"{field}.algo", f"expected 'ppo' or 'trpo', got {raw['algo']!r}")
     seed = raw.get("seed")
