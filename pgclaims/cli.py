@@ -7,25 +7,17 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from pgclaims import options as opt
 from pgclaims.agents.agent import ALGOS, TrainConfig
 from pgclaims.agents.protocol import PROTOCOLS
+from pgclaims.agents.runlock import RunLockedError
 from pgclaims.suite.scales import LR_GRID
 
-
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(x) for x in text.split(",") if x.strip())
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated numbers, got {text!r}") from exc
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}") from exc
+OTHER_ALGO = {"ppo": {"max_kl": ("--max-kl", "TRPO's KL bound",
+                                 "PPO's step is set by --policy-lr and its clip range")},
+              "trpo": {"policy_lr": ("--policy-lr", "PPO's policy learning rate",
+                                     "TRPO's step is bounded by --max-kl instead")}}
+"""Options that belong to one algorithm only: refused, naming both, for the other."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,10 +31,11 @@ def _add_train_args(p: argparse.ArgumentParser, table1_only: bool = False) -> No
     p.add_argument("--env", required=True, help="gymnasium id, e.g. Hopper-v5, Walker2d-v5, "
                    "Humanoid-v5 (any Box-action env works with --policy-lr/--value-lr/--max-kl)")
     p.add_argument("--algo", required=True, choices=ALGOS)
-    p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
-    p.add_argument("--iterations", type=int, default=500,
+    p.add_argument("--seed", type=opt.NON_NEGATIVE_INT, default=0,
+                   help="training seed (default 0)")
+    p.add_argument("--iterations", type=opt.COUNT, default=500,
                    help="training iterations of --steps state-action pairs each (default 500)")
-    p.add_argument("--checkpoints", type=_ints, default=None,
+    p.add_argument("--checkpoints", type=opt.int_list, default=None,
                    help="iterations to checkpoint at, e.g. 0,150,300,450 (default: 0, 0.3T, "
                    "0.6T, 0.9T and the final iteration T)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -51,11 +44,14 @@ def _add_train_args(p: argparse.ArgumentParser, table1_only: bool = False) -> No
                    "silent: authors (default), corrected or table1 (pgclaims.agents.protocol)")
     if table1_only:  # fixtures are keyed by their config: only protocol agents are stored
         return
-    p.add_argument("--steps", type=int, default=None,
+    p.add_argument("--steps", type=opt.COUNT, default=None,
                    help="state-action pairs per iteration (Table 1: 2048)")
-    p.add_argument("--policy-lr", type=float, default=None, help="PPO Adam LR (Table 1 per env)")
-    p.add_argument("--value-lr", type=float, default=None, help="value net LR (Table 1 per env)")
-    p.add_argument("--max-kl", type=float, default=None, help="TRPO KL bound (Table 1 per env)")
+    p.add_argument("--policy-lr", type=opt.POSITIVE, default=None,
+                   help="PPO Adam LR (Table 1 per env)")
+    p.add_argument("--value-lr", type=opt.POSITIVE, default=None,
+                   help="value net LR (Table 1 per env)")
+    p.add_argument("--max-kl", type=opt.POSITIVE, default=None,
+                   help="TRPO KL bound in nats (Table 1 per env)")
     p.add_argument("--baseline", choices=("valuenet", "zero"), default=None,
                    help="advantage baseline (default valuenet; zero = returns, for ablations)")
 
@@ -83,6 +79,10 @@ def _use_backend(args: argparse.Namespace) -> None:
 
 
 def _config(args: argparse.Namespace) -> TrainConfig:
+    for field, (flag, what, instead) in OTHER_ALGO[args.algo].items():
+        if getattr(args, field, None) is not None:
+            raise ValueError(f"{flag} is {what}, not an option of --algo {args.algo}: "
+                             f"{instead}")
     overrides = {k: v for k, v in {
         "steps_per_iteration": getattr(args, "steps", None),
         "policy_lr": getattr(args, "policy_lr", None),
@@ -99,10 +99,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     config = _config(args)
     out = args.out or f"runs/{config.env_id}-{config.algo}-s{config.seed}-{config.key()[:8]}"
-    agent = train(config, out, progress=not args.quiet)
+    agent = train(config, out, progress=not args.quiet, say=_say)
     last = agent.curve[-1]["mean_return"] if agent.curve else float("nan")
     print(f"{out}: {agent.iteration} iterations, last mean return {last:.1f}")
     return 0
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def cmd_fixtures(args: argparse.Namespace) -> int:
@@ -118,19 +122,25 @@ def cmd_fixtures(args: argparse.Namespace) -> int:
         return 0
     if args.fixtures_cmd == "train-ablations":
         return cmd_train_ablations(args)
+    if args.fixtures_cmd == "verify":
+        return 1 if fixtures.verify(write_missing=args.write_missing, say=print) else 0
     if args.fixtures_cmd == "train-set":
         configs = [TrainConfig.create(env, algo, seed, args.iterations, protocol=protocol)
                    for protocol in args.protocol for env in args.env for algo in args.algo
                    for seed in args.seeds]
-        fixtures.train_set(configs, jobs=args.jobs,
-                           say=lambda line: print(line, file=sys.stderr, flush=True))
+        fixtures.train_set(configs, jobs=args.jobs, say=_say)
         return 0
     from pgclaims.agents import backend
 
+    config = _config(args)
+    done = fixtures.finished(config)
+    if done is not None:  # verified, and said so: nothing to train
+        _say(done)
+        return 0
     if backend.backend() == "ray":  # one Ray task (no progress bar: it runs in a worker)
-        [(_, entry)] = backend.run_each(fixtures.train_job, [(_config(args), fixtures.root())])
+        [(_, entry)] = backend.run_each(fixtures.train_job, [(config, fixtures.root())])
     else:
-        entry = fixtures.train_fixture(_config(args), progress=not args.quiet)
+        entry = fixtures.train_fixture(config, progress=not args.quiet, say=_say)
     print(f"fixture {entry['key']}: {entry['env_id']} {entry['algo']} seed {entry['seed']}, "
           f"final mean return {entry['final_mean_return']}")
     return 0
@@ -174,14 +184,72 @@ def measure_summary(out: dict[str, Any]) -> dict[str, Any]:
             for kind, rec in out.items()}
 
 
+def _measure_args(args: argparse.Namespace) -> None:
+    """Refuse contradictory or malformed ``measure`` arguments before anything is loaded."""
+    sources = [name for name, given in (("a checkpoint file", args.checkpoint and
+                                          not args.adapter),
+                                         ("--adapter", args.adapter),
+                                         ("--fixture", args.fixture)) if given]
+    if len(sources) > 1:
+        raise ValueError(f"give one agent: {' and '.join(sources)} were both given")
+    if not args.adapter:
+        stray = [flag for flag, v in (("--env", args.env), ("--vecnormalize", args.vecnormalize),
+                                      ("--stats", args.stats),
+                                      ("--adapter-option", args.adapter_option)) if v]
+        if stray:
+            raise ValueError(f"{', '.join(stray)} only apply with --adapter NAME")
+    if args.fixture:
+        env, algo, seed, it = args.fixture
+        if algo not in ALGOS:
+            raise ValueError(f"--fixture ALGO: expected one of {', '.join(ALGOS)}, got {algo!r}")
+        for name, text in (("SEED", seed), ("ITERATION", it)):
+            if not text.isdigit():
+                raise ValueError(f"--fixture {name}: expected an integer >= 0, got {text!r} "
+                                 "(--fixture ENV ALGO SEED ITERATION, e.g. Hopper-v5 ppo 0 500)")
+
+
+def _check_protocol(agent: Any, what: list[str]) -> None:
+    """Continued returns (the corrected protocol) need a MuJoCo environment: say so up front."""
+    from pgclaims.agents.protocol import get_protocol
+    from pgclaims.measure.returns import has_mujoco_state, not_mujoco
+
+    proto = get_protocol(agent.config.protocol)
+    if proto.returns_target == "continued" and {"gradients", "value"} & set(what) and (
+            not has_mujoco_state(agent.config.env_id)):
+        raise ValueError(f"protocol {proto.name}: {not_mujoco(agent.config.env_id)}")
+
+
+def _adapter_options(args: argparse.Namespace) -> dict[str, Any]:
+    options = {}
+    for item in args.adapter_option:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--adapter-option {item!r}: expected KEY=VALUE")
+        options[key.replace("-", "_")] = value
+    if args.vecnormalize:
+        options["vecnormalize"] = args.vecnormalize
+    if args.stats:
+        options["stats"] = args.stats
+    return options
+
+
 def cmd_measure(args: argparse.Namespace) -> int:
     import json
+    from pathlib import Path
 
-    from pgclaims import measure
+    from pgclaims import fsio, measure
     from pgclaims.agents import checkpoint, fixtures
-    from pgclaims.measure.cache import to_json
+    from pgclaims.measure.cache import cache_dir, to_json
     from pgclaims.suite.scales import get_scale
 
+    _measure_args(args)
+    scale = get_scale(args.scale)
+    out_path = Path(args.out) if args.out else None
+    if out_path is not None:  # fail before the work, not after it
+        if out_path.is_dir():
+            raise IsADirectoryError(21, "is a folder; --out takes a file name", str(out_path))
+        fsio.check_writable_dir(out_path.parent)
+    fsio.check_writable_dir(cache_dir())
     env_id = None
     if args.adapter:
         from pgclaims.adapters import envs as adapter_envs
@@ -189,28 +257,22 @@ def cmd_measure(args: argparse.Namespace) -> int:
 
         if not args.checkpoint or not args.env:
             raise ValueError("--adapter needs the agent's file and --env ENV_ID")
-        options = {}
-        for item in args.adapter_option:
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise ValueError(f"--adapter-option {item!r}: expected KEY=VALUE")
-            options[key.replace("-", "_")] = value
-        if args.vecnormalize:
-            options["vecnormalize"] = args.vecnormalize
-        if args.stats:
-            options["stats"] = args.stats
         agent = adapt(args.adapter, args.checkpoint, args.env,
-                      protocol=args.protocol or "corrected", **options)
+                      protocol=args.protocol or "corrected", **_adapter_options(args))
         env_id = adapter_envs.base_env_id(agent.config.env_id)
     elif args.checkpoint:
         agent = checkpoint.load(args.checkpoint)
+        if args.protocol and args.protocol != agent.config.protocol:
+            raise ValueError(f"--protocol {args.protocol}: {args.checkpoint} was trained under "
+                             f"{agent.config.protocol}, and a pgclaims checkpoint is measured "
+                             "under its own protocol (leave --protocol out)")
     elif args.fixture:
         env, algo, seed, it = args.fixture
         agent = fixtures.load(env, algo, int(seed), int(it),
                               protocol=args.protocol or "authors")
     else:
         raise ValueError("give a checkpoint file or --fixture ENV ALGO SEED ITERATION")
-    scale = get_scale(args.scale)
+    _check_protocol(agent, args.what)
     cfg = measure.MeasureConfig(**scale.measure_fields(env_id or agent.config.env_id))
     say = (lambda msg: print(msg, file=sys.stderr)) if not args.quiet else None
     run = {"gradients": lambda: measure.gradients(agent, cfg, args.seed, progress=say),
@@ -221,12 +283,8 @@ def cmd_measure(args: argparse.Namespace) -> int:
     for kind in args.what:
         out[kind] = to_json(run[kind]())
     print(json.dumps(measure_summary(out), indent=1, default=str))
-    if args.out:
-        from pathlib import Path
-
-        from pgclaims.agents.train import write_json
-
-        write_json(Path(args.out), out)
+    if out_path is not None:
+        fsio.write_json(out_path, out)
     return 0
 
 
@@ -276,6 +334,14 @@ def build_parser() -> argparse.ArgumentParser:
     fl.add_argument("--ablations", action="store_true",
                     help="the ablation runs in fixtures/ablations/manifest.json instead")
     fl.set_defaults(func=cmd_fixtures)
+    fv = fsub.add_parser("verify", help="check every fixture file against its sha256 in the "
+                         "manifest", description="Exit status 0 when every agent of the "
+                         "manifest has all its files with the recorded digests, 1 otherwise "
+                         "(one line per problem).")
+    fv.add_argument("--write-missing", action="store_true", help="record the digests of "
+                    "entries that have none (written before digests existed), after checking "
+                    "that each checkpoint is the entry's and finite; never replaces a digest")
+    fv.set_defaults(func=cmd_fixtures)
     ft = fsub.add_parser("train", help="train (or resume) a Table 1 agent into fixtures/store")
     _add_train_args(ft, table1_only=True)
     _add_backend_args(ft)
@@ -287,10 +353,11 @@ def build_parser() -> argparse.ArgumentParser:
     fs.add_argument("--protocol", nargs="+", choices=tuple(PROTOCOLS), default=["authors"])
     fs.add_argument("--env", nargs="+", required=True)
     fs.add_argument("--algo", nargs="+", choices=ALGOS, default=list(ALGOS))
-    fs.add_argument("--seeds", type=_ints, default=(0, 1, 2, 3, 4),
+    fs.add_argument("--seeds", type=opt.int_list, default=(0, 1, 2, 3, 4),
                     help="comma-separated seeds (default 0,1,2,3,4)")
-    fs.add_argument("--iterations", type=int, default=500)
-    fs.add_argument("--jobs", type=int, default=1, help="agents trained at once (default 1)")
+    fs.add_argument("--iterations", type=opt.COUNT, default=500)
+    fs.add_argument("--jobs", type=opt.COUNT, default=1,
+                    help="agents trained at once (default 1)")
     _add_backend_args(fs)
     fs.set_defaults(func=cmd_fixtures)
     fa = fsub.add_parser(
@@ -306,16 +373,17 @@ def build_parser() -> argparse.ArgumentParser:
     fa.add_argument("--protocol", nargs="+", choices=tuple(PROTOCOLS), default=["authors"])
     fa.add_argument("--env", nargs="+", required=True)
     fa.add_argument("--algo", nargs="+", choices=ALGOS, default=list(ALGOS))
-    fa.add_argument("--seeds", type=_ints, default=(0, 1, 2, 3, 4),
+    fa.add_argument("--seeds", type=opt.int_list, default=(0, 1, 2, 3, 4),
                     help="comma-separated seeds (default 0,1,2,3,4)")
-    fa.add_argument("--multipliers", type=_floats, default=LR_GRID,
+    fa.add_argument("--multipliers", type=opt.positive_list, default=LR_GRID,
                     help="regime: step sizes as multiples of Table 1's (default: the default "
                     "scale's grid, " + ",".join(f"{m:g}" for m in LR_GRID) + ")")
-    fa.add_argument("--steps", type=_ints, default=None,
+    fa.add_argument("--steps", type=opt.count_list, default=None,
                     help="regime: pairs per iteration (default 2048,20480, the claim's)")
-    fa.add_argument("--budget", type=int, default=0,
+    fa.add_argument("--budget", type=opt.NON_NEGATIVE_INT, default=0,
                     help="pairs per run (default: the committed agents', 500 x 2048)")
-    fa.add_argument("--jobs", type=int, default=1, help="runs trained at once (default 1)")
+    fa.add_argument("--jobs", type=opt.COUNT, default=1,
+                    help="runs trained at once (default 1)")
     _add_backend_args(fa)
     fa.set_defaults(func=cmd_fixtures)
     m = sub.add_parser("measure", help="run the paper's measurements on one checkpoint",
@@ -345,7 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--scale", default="smoke", help="sample counts of this scale (default smoke)")
     m.add_argument("--what", nargs="+", default=["gradients", "value"],
                    choices=("gradients", "value", "steps", "landscape"))
-    m.add_argument("--seed", type=int, default=0, help="measurement seed (default 0)")
+    m.add_argument("--seed", type=opt.NON_NEGATIVE_INT, default=0,
+                   help="measurement seed (default 0)")
     m.add_argument("--out", help="write the full results as JSON here")
     m.add_argument("--quiet", action="store_true")
     _add_backend_args(m)
@@ -358,10 +427,10 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--scale", default="default", help="scale profile (default: default)")
     pl.add_argument("--protocol", default=None, help="authors, corrected, table1, a "
                     "comma-separated list, or all (default: the scale's)")
-    pl.add_argument("--cores", type=int, default=100,
+    pl.add_argument("--cores", type=opt.COUNT, default=100,
                     help="cores of the cluster estimate (default 100)")
-    pl.add_argument("--efficiency", type=float, default=None,
-                    help="fraction of the cores' time spent on tasks (default 0.8)")
+    pl.add_argument("--efficiency", type=opt.FRACTION, default=None,
+                    help="fraction of the cores' time spent on tasks, in (0, 1] (default 0.8)")
     pl.add_argument("--json", action="store_true", help="machine-readable output")
     pl.set_defaults(func=cmd_plan)
     sub.add_parser("report", help="re-render reports/<run-id>/index.html from results.json",
@@ -381,7 +450,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pgclaims: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130
-    except (ValueError, LookupError) as exc:
+    except OSError as exc:  # a full disk, a read-only folder, a file where a folder goes
+        from pgclaims.fsio import describe
+
+        print(f"pgclaims {args.cmd}: error: {describe(exc)}", file=sys.stderr)
+        return 2
+    except (ValueError, LookupError, RunLockedError) as exc:
         print(f"pgclaims {args.cmd}: error: {exc}", file=sys.stderr)
         return 2
 

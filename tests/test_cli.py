@@ -45,7 +45,8 @@ def test_train_help(capsys: pytest.CaptureFixture[str]) -> None:
                  id="discrete-env"),
     pytest.param(["--env", "Hopper-v5", "--iterations", "2", "--checkpoints", "0,5"],
                  "checkpoints [5] outside 0..2", id="checkpoint-out-of-range"),
-    pytest.param(["--env", "Hopper-v5", "--iterations", "0"], "iterations must be >= 1",
+    pytest.param(["--env", "Hopper-v5", "--iterations", "0"],
+                 "argument --iterations: expected an integer >= 1, got '0'",
                  id="zero-iterations"),
     pytest.param(["--env", "Hopper-v5", "--checkpoints", "1,x"],
                  "argument --checkpoints: expected comma-separated integers, got '1,x'",
@@ -88,7 +89,7 @@ def test_a_two_iteration_run_writes_checkpoints_and_curve(
     assert out.startswith(f"{out_dir}: 2 iterations, last mean return ")
     assert sorted(p.name for p in out_dir.iterdir()) == [
         "ckpt_0000.safetensors", "ckpt_0001.safetensors", "ckpt_0002.safetensors",
-        "config.json", "curve.json", "latest.safetensors"]
+        "config.json", "curve.json", "latest.safetensors", "sha256.json"]
     curve = json.loads((out_dir / "curve.json").read_text())
     assert [row["iteration"] for row in curve] == [0, 1]
     config = json.loads((out_dir / "config.json").read_text())
