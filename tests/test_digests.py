@@ -183,6 +183,18 @@ def test_write_missing_never_replaces_a_digest(store: Path,
     assert code == 1 and entry_of(store)["sha256"] == before
 
 
+def test_train_set_verifies_the_agents_it_skips(store: Path) -> None:
+    env_id, algo, seed, iterations = FIXTURE
+    config = TrainConfig.create(env_id, algo, seed, iterations)
+    lines: list[str] = []
+    assert fixtures.train_set([config], say=lines.append) == []
+    assert "already in the store (their sha256 verified)" in lines[0]
+    path = store / "store" / entry_of(store)["key"] / "ckpt_0001.safetensors"
+    flip_a_bit(path)
+    with pytest.raises(FixtureError, match=f"^{path}: sha256 "):
+        fixtures.train_set([config], say=lines.append)
+
+
 def test_a_run_folder_records_and_checks_its_digests(trained_runs: object,
                                                      tmp_path: Path) -> None:
     _, src = trained_runs("ppo")  # type: ignore[operator]
