@@ -209,6 +209,20 @@ def test_a_run_folder_records_and_checks_its_digests(trained_runs: object,
     checkpoint.load(run_dir / "ckpt_0001.safetensors")
 
 
+def test_lockstep_runs_record_their_digests(tmp_path: Path) -> None:
+    from pgclaims.agents.lockstep import train_together
+
+    configs = [TrainConfig.create("Hopper-v5", algo, 0, 2, steps_per_iteration=256)
+               for algo in ("ppo", "trpo")]
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    train_together(configs, dirs)
+    for run_dir in dirs:
+        recorded = json.loads((run_dir / "sha256.json").read_text())["files"]
+        written = sorted(p.name for p in run_dir.iterdir() if p.name != "sha256.json")
+        assert recorded == {name: sha256(run_dir / name) for name in written}
+        assert ".lock" not in written
+
+
 # ---------------------------------------------------------------------------------------------
 # Cache entries
 

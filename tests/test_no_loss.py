@@ -164,3 +164,27 @@ def test_a_lock_left_by_a_killed_process_does_not_block_the_rerun(
     config: TrainConfig = tiny_config("ppo")  # type: ignore[operator]
     agent = train(config, run_dir, progress=False)
     assert agent.iteration == 2 and not (run_dir / ".lock").exists()
+
+
+def test_a_lockstep_group_is_refused_when_another_process_holds_one_of_its_folders(
+        tmp_path: Path) -> None:
+    from pgclaims.agents.lockstep import train_together
+    from pgclaims.agents.runlock import RunLockedError
+
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    dirs[1].mkdir()
+    code = ("import sys, time; from pathlib import Path; from pgclaims.agents import runlock\n"
+            "with runlock.hold(Path(sys.argv[1])):\n    print('held', flush=True); "
+            "time.sleep(600)")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(dirs[1])],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
+        configs = [TrainConfig.create("Hopper-v5", "ppo", s, 2, steps_per_iteration=256)
+                   for s in (0, 1)]
+        with pytest.raises(RunLockedError, match=f"pid {holder.pid} on host"):
+            train_together(configs, dirs)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.communicate()
+    assert [p.name for p in dirs[0].iterdir()] == []  # nothing trained into the free one

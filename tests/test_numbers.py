@@ -179,6 +179,30 @@ def test_a_diverged_run_stops_naming_the_iteration_and_writes_no_nan(
     assert checkpoint.load(run_dir / "latest.safetensors").iteration == 1
 
 
+def test_a_diverged_lockstep_run_stops_the_group_naming_the_iteration(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pgclaims.agents import lockstep
+
+    real = lockstep.learn
+
+    def diverge_trpo_at_1(agent: object, *args: object) -> dict:
+        row = real(agent, *args)  # type: ignore[arg-type]
+        if row["iteration"] == 1 and agent.config.algo == "trpo":  # type: ignore[attr-defined]
+            with torch.no_grad():
+                agent.policy.log_std.fill_(math.nan)  # type: ignore[attr-defined]
+        return row
+
+    monkeypatch.setattr(lockstep, "learn", diverge_trpo_at_1)
+    configs = [TrainConfig.create("Hopper-v5", algo, 0, 3, (0, 1, 2, 3), steps_per_iteration=256)
+               for algo in ("ppo", "trpo")]
+    dirs = [tmp_path / "ppo", tmp_path / "trpo"]
+    with pytest.raises(ValueError, match=f"^{dirs[1]}: training diverged at iteration 1"):
+        lockstep.train_together(configs, dirs, save_every=1)
+    assert sorted(p.name for p in dirs[1].glob("ckpt_*")) == ["ckpt_0000.safetensors",
+                                                             "ckpt_0001.safetensors"]
+    assert all(_all_finite(p) for d in dirs for p in d.glob("*.safetensors"))
+
+
 def test_a_huge_learning_rate_ends_in_one_line_naming_the_iteration(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """--value-lr 1e30 is finite, so argparse lets it through; the first value fit turns the

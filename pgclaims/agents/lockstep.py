@@ -14,6 +14,11 @@ One process-wide state needs care: the torch RNG. A checkpoint stores
 ``torch.get_rng_state()``, which in a lone run is the state its initialization left (training
 draws nothing from torch). Each run's state is kept here and put in place before its update and
 its saves.
+
+The run directories get what :func:`pgclaims.agents.train.train` gives its own: each is locked
+for the group's process (:mod:`pgclaims.agents.runlock`), its files' digests are recorded in its
+``sha256.json``, an iteration whose loss or parameters are not finite stops the group naming it
+before anything of that iteration is written, and a run found finished is not written again.
 """
 
 from __future__ import annotations
@@ -21,16 +26,24 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from pgclaims.agents import checkpoint
+from pgclaims.agents import checkpoint, digests, runlock
 from pgclaims.agents.agent import Agent, TrainConfig, learn, training_stream
 from pgclaims.agents.collector import Collector
+from pgclaims.agents.hyper import check_numbers
 from pgclaims.agents.sims import supports
-from pgclaims.agents.train import _resume_or_start, ckpt_name, write_json
+from pgclaims.agents.train import (
+    _check_finite,
+    _prepare,
+    _resume_or_start,
+    ckpt_name,
+    write_json,
+)
 
 
 class _Run:
@@ -41,7 +54,9 @@ class _Run:
         self.dir = run_dir
         self.agent = _resume_or_start(config, run_dir)
         self.torch_rng = torch.get_rng_state()
-        write_json(run_dir / "config.json", config.to_dict())
+        if not (run_dir / "config.json").exists():
+            write_json(run_dir / "config.json", config.to_dict())
+            digests.record(run_dir, ["config.json"])
 
     @property
     def done(self) -> bool:
@@ -50,6 +65,7 @@ class _Run:
     def save(self, name: str) -> None:
         torch.set_rng_state(self.torch_rng)
         checkpoint.save(self.agent, self.dir / name)
+        digests.record(self.dir, [name])
 
 
 def train_together(configs: Sequence[TrainConfig], run_dirs: Sequence[str | os.PathLike[str]],
@@ -66,6 +82,18 @@ def train_together(configs: Sequence[TrainConfig], run_dirs: Sequence[str | os.P
     if len(env_ids) != 1 or not supports(next(iter(env_ids))):
         raise ValueError(f"runs trained together need one directly stepped environment id, "
                          f"got {sorted(env_ids)}")
+    for c, d in zip(configs, run_dirs, strict=True):
+        check_numbers(c.hyper, unknown=False)  # before any folder is made
+        _prepare(Path(d))
+    with ExitStack() as locks:
+        for d in run_dirs:
+            locks.enter_context(runlock.hold(Path(d)))
+        return _train_locked(configs, run_dirs, save_every, on_finish, stop_after)
+
+
+def _train_locked(configs: Sequence[TrainConfig], run_dirs: Sequence[str | os.PathLike[str]],
+                  save_every: int, on_finish: Callable[[Agent, Path], Any] | None,
+                  stop_after: int | None) -> list[Agent]:
     torch.set_num_threads(1)
     runs = [_Run(c, Path(d)) for c, d in zip(configs, run_dirs, strict=True)]
     collector = Collector(configs[0].env_id, nsim=len(runs), forward="rowwise")
@@ -84,12 +112,14 @@ def train_together(configs: Sequence[TrainConfig], run_dirs: Sequence[str | os.P
             share = (time.perf_counter() - t0) / len(live)
             for r, batch in zip(live, batches, strict=True):
                 torch.set_rng_state(r.torch_rng)
-                learn(r.agent, batch, share, time.perf_counter() - share)
+                row = learn(r.agent, batch, share, time.perf_counter() - share)
+                _check_finite(r.agent, row, r.dir)
                 r.torch_rng = torch.get_rng_state()
                 finished = r.done
                 if r.agent.iteration % save_every == 0 or finished:
                     r.save("latest.safetensors")
                     write_json(r.dir / "curve.json", r.agent.curve)
+                    digests.record(r.dir, ["curve.json"])
                 if finished:
                     _finish(r, on_finish)
             steps += 1
@@ -101,8 +131,9 @@ def train_together(configs: Sequence[TrainConfig], run_dirs: Sequence[str | os.P
 
 
 def _finish(run: _Run, on_finish: Callable[[Agent, Path], Any] | None) -> None:
-    if run.config.iterations in run.config.checkpoints:
-        run.save(ckpt_name(run.config.iterations))
+    last = ckpt_name(run.config.iterations)
+    if run.config.iterations in run.config.checkpoints and not (run.dir / last).exists():
+        run.save(last)
     if on_finish is not None:
         on_finish(run.agent, run.dir)
 
