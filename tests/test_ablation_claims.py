@@ -7,13 +7,14 @@ verdicts follow from the numbers; the training itself is tested in tests/test_ab
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import pytest
 
 from pgclaims.agents import ablation_training, ablations
-from pgclaims.agents.agent import TrainConfig
+from pgclaims.agents.agent import TRAINING_VERSION, TrainConfig
 from pgclaims.agents.train import write_json
 from pgclaims.suite.claims import get
 from pgclaims.suite.plan import ablation_runs
@@ -70,10 +71,16 @@ def write_stores(base: Path, skip: set[tuple[str, int]] = frozenset(),
                         for i in range(n)]
                 if run.committed:
                     cfg = TrainConfig.create(ENV, algo, seed, n, protocol="authors")
-                    write_json(base / "store" / cfg.key() / "curve.json", rows)
+                    curve_file = base / "store" / cfg.key() / "curve.json"
+                    write_json(curve_file, rows)
                     fx["agents"].append({"key": cfg.key(), "env_id": ENV, "algo": algo,
                                          "seed": seed, "iterations": n,
-                                         "protocol": "authors"})
+                                         "protocol": "authors",
+                                         "checkpoints": list(cfg.checkpoints),
+                                         "training_version": TRAINING_VERSION,
+                                         "final_mean_return": final(run),
+                                         "sha256": {"curve.json": hashlib.sha256(
+                                             curve_file.read_bytes()).hexdigest()}})
                 elif not (run.baseline == "zero" and (algo, seed) in skip):
                     curve = ablations.compact_curve(rows, run.steps)
                     write_json(ablations.root(base) / "runs" / f"{run.config().key()}.json",
