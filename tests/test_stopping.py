@@ -256,6 +256,8 @@ def test_b_slow(env, algo, verdict):
 
 @pytest.mark.claim("toy.stop")
 def test_c_never(env, algo, verdict):
+    if algo == "trpo":  # under xdist the other worker may get here before the Ctrl-C
+        time.sleep(600)
     verdict.check(measured(f"c-{algo}", 0.1), means)
 """
 
