@@ -28,6 +28,7 @@ from .protocols import (
     protocol_note,
     protocols_section,
 )
+from .reference import section as reference_section
 from .schema import VERDICTS
 from .style import CSS
 
@@ -175,6 +176,14 @@ def _claim_article(claim_id: str, rows: list[Row], uid: str,
         if prev is not None and prev.get("verdict") != r["verdict"] != "PENDING":
             was = (f'<span class="changed">was {esc(prev.get("verdict"))}</span> '
                    f'<span class="mono">({esc(prev.get("run_id"))})</span>')
+        ref = r.get("reference")
+        if ref:
+            flags = [f for f, on in (("moved", ref.get("moved")), ("outside its interval",
+                                                                  ref.get("outside"))) if on]
+            was += (f'<span class="reference{" changed" if flags else ""}">reference '
+                    f'{esc(ref["verdict"])} {esc(num(ref.get("statistic")))} '
+                    f'{esc(interval_text(ref.get("interval")))}'
+                    f'{": " + ", ".join(flags) if flags else ""}</span>')
         reps = f"{num(r.get('n_agents'))} × {num(r.get('n_repeats'))}"
         reading = reading_of(r)
         note = f'<p class="reading"><b>Reading:</b> {esc(reading)}</p>' if reading else ""
@@ -330,8 +339,17 @@ def _header(results: dict[str, Any]) -> str:
         f'</summary><div class="profile">{profile}</div></details></header>')
 
 
-def _nav(protocols: bool) -> str:
+def _reference(results: dict[str, Any]) -> str:
+    """The "Against the reference" section, only when the run was compared with one."""
+    if not results.get("reference"):
+        return ""
+    return (f'<section id="reference"><h2>Against the reference</h2>'
+            f"{reference_section(results)}</section>")
+
+
+def _nav(protocols: bool, reference: bool = False) -> str:
     links = [("summary", "summary"), *([("protocols", "protocols")] if protocols else []),
+             *([("reference", "reference")] if reference else []),
              ("changes", "changes"), ("claims", "claims"),
              ("power", "power"), ("multiple-testing", "multiple testing"),
              ("figures", "paper figures"),
@@ -354,10 +372,11 @@ def build_page(results: dict[str, Any], history: list[Row] | None = None) -> str
     compared = (f'<section id="protocols"><h2>Protocols</h2>{protocols_section(results)}'
                 "</section>" if protocols else "")
     body = (
-        f"{_header(results)}{_nav(protocols)}"
+        f"{_header(results)}{_nav(protocols, bool(results.get('reference')))}"
         f'<section id="summary"><h2>All claims</h2>'
         f"{_verdict_table(grouped, rows) if rows else '<p>No claim results in this run.</p>'}"
-        f'</section>{compared}<section id="changes"><h2>Changed since the previous run</h2>'
+        f'</section>{compared}{_reference(results)}'
+        f'<section id="changes"><h2>Changed since the previous run</h2>'
         f"{_changes(results, previous)}</section>"
         f'<section id="claims"><h2>Claims</h2>{"".join(articles)}</section>'
         f'<section id="power"><h2>What would decide the INCONCLUSIVE results</h2>'

@@ -1,5 +1,21 @@
 """The report's pytest plugin: renders a finished claims run through the suite's
-``pytest_pgclaims_publish`` hook (history line, ``index.html``, ``reports/latest``)."""
+``pytest_pgclaims_publish`` hook (comparison with the reference runs, history line,
+``index.html``, ``reports/latest``).
+
+Options (group "pgclaims report"):
+
+``--reference DIR``
+    The reference runs (``DIR/<protocol>/results.json``; default ``docs/reference`` under the
+    rootdir, used when it exists). Rows of a protocol whose reference has the run's scale are
+    compared (:mod:`pgclaims.report.reference`); the comparison is written into results.json
+    and shown by the report. A ``DIR`` given that does not exist, or a damaged reference, is a
+    usage error before any test runs.
+``--no-reference``
+    Compare with nothing.
+``--fail-on-drift``
+    The run fails (exit status 1) when a verdict moved from the reference; without any
+    reference to compare with, a usage error.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +23,73 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from pgclaims import fsio
+
 from .files import update_latest
 from .history import append_history, read_history
 from .page import render
+from .reference import REFERENCE_DIR, attach, compare, drift, drift_message, load_references
+from .schema import ReportError
+
+REFERENCES = pytest.StashKey[dict[str, dict[str, Any]]]()
+"""Protocol -> reference results.json, loaded at configure time (empty: compare nothing)."""
+DRIFT = pytest.StashKey[str]()
+"""The drift message of a finished run whose verdicts moved (set on the controller)."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("pgclaims report")
+    group.addoption("--reference", metavar="DIR", default=None,
+                    help="reference runs to compare with (DIR/<protocol>/results.json; default "
+                    f"{REFERENCE_DIR} under the rootdir when it exists); compared where the "
+                    "scale and protocol match")
+    group.addoption("--no-reference", action="store_true",
+                    help="do not compare with any reference run")
+    group.addoption("--fail-on-drift", action="store_true",
+                    help="exit status 1 when a verdict moved from the reference")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    given = config.getoption("--reference", None)
+    if config.getoption("--no-reference", False):
+        if given is not None or config.getoption("--fail-on-drift", False):
+            raise pytest.UsageError("--no-reference goes with neither --reference nor "
+                                    "--fail-on-drift")
+        config.stash[REFERENCES] = {}
+        return
+    root = Path(given) if given is not None else config.rootpath / REFERENCE_DIR
+    if given is not None and not root.is_absolute():
+        root = Path(config.invocation_params.dir) / root
+    if given is None and not root.is_dir():
+        refs: dict[str, dict[str, Any]] = {}
+    else:
+        try:
+            refs = load_references(root)
+        except ReportError as exc:
+            raise pytest.UsageError(f"--reference: {exc}") from None
+    if config.getoption("--fail-on-drift", False) and not refs:
+        raise pytest.UsageError(f"--fail-on-drift: no reference run to compare with in {root}")
+    config.stash[REFERENCES] = refs
 
 
 def pytest_pgclaims_publish(doc: dict[str, Any], run_dir: Path, reports_dir: Path,
-                            warn: Callable[[str], None]) -> Path | None:
+                            warn: Callable[[str], None], config: pytest.Config) -> Path | None:
+    refs = config.stash.get(REFERENCES, {})
+    if refs:
+        try:
+            doc = attach(doc, compare(doc, refs))
+            fsio.write_json(run_dir / "results.json", doc, allow_nan=False)
+        except (OSError, ValueError) as exc:  # the results without the comparison stay
+            warn(f"reference step failed: {type(exc).__name__}: {exc}")
+        else:
+            if doc["reference"]["compared"] and config.getoption("--fail-on-drift", False) \
+                    and drift(doc):
+                config.stash[DRIFT] = drift_message(doc)
+            elif config.getoption("--fail-on-drift", False) and not doc["reference"]["compared"]:
+                config.stash[DRIFT] = ("no row was compared with the reference (its scale or "
+                                       "protocols differ from this run's)")
     history = reports_dir / "history.jsonl"
     index = None
     steps = (("history", lambda: append_history(history, doc)),
@@ -28,3 +104,15 @@ def pytest_pgclaims_publish(doc: dict[str, Any], run_dir: Path, reports_dir: Pat
         if name == "report":
             index = Path(out) if out else run_dir / "index.html"
     return index
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if DRIFT in session.config.stash and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    message = config.stash.get(DRIFT, None)
+    if message is not None:
+        terminalreporter.write_line(f"--fail-on-drift: {message}", red=True, bold=True)

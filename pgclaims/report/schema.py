@@ -102,6 +102,7 @@ TOP: Spec = {
     "results": (LIST, True),
     "figures": (DICT, False),
     "partial": (_nullable(DICT), False),
+    "reference": (_nullable(DICT), False),
 }
 SCALE: Spec = {
     "name": (NONEMPTY_STR, True),
@@ -151,6 +152,8 @@ ROW: Spec = {
     "reason": (STR, True),
     "reading": (_nullable(STR), False),
     "power": (_nullable(DICT), False),
+    "reference": (_nullable(DICT), False),
+    "paper_number": (_nullable(DICT), False),
     "n_agents": (_nullable(INT), False),
     "n_repeats": (_nullable(INT), False),
     "duration_s": (_nullable(NON_NEGATIVE), False),

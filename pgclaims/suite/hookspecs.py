@@ -15,6 +15,7 @@ import pytest
 
 @pytest.hookspec(firstresult=True)
 def pytest_pgclaims_publish(doc: dict[str, Any], run_dir: Path, reports_dir: Path,
-                            warn: Callable[[str], None]) -> Path | None:
+                            warn: Callable[[str], None], config: pytest.Config) -> Path | None:
     """Publish a finished run whose ``results.json`` is written: return the HTML page's path,
-    or None. ``warn(message)`` reports a step that failed without failing the run."""
+    or None. ``warn(message)`` reports a step that failed without failing the run; ``config``
+    is the run's (its options and stash)."""

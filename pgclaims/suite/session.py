@@ -351,7 +351,8 @@ class RunSession:
     def _publish(self, doc: dict[str, Any]) -> Path | None:
         s = self.state
         index = self.config.hook.pytest_pgclaims_publish(
-            doc=doc, run_dir=s.run_dir, reports_dir=s.reports_dir, warn=self.warnings.append)
+            doc=doc, run_dir=s.run_dir, reports_dir=s.reports_dir, warn=self.warnings.append,
+            config=self.config)
         if index is None and not self.config.pluginmanager.hasplugin("pgclaims.report.plugin"):
             self.warnings.append("no HTML report: the plugin pgclaims.report.plugin is not "
                                  "loaded (add it to pytest_plugins beside pgclaims.suite.plugin)")
