@@ -157,3 +157,34 @@ def test_report_fits_a_laptop_screen(which: str, request: pytest.FixtureRequest,
             page.screenshot(path=str(tmp_path / "report-1400.png"), full_page=True)
         finally:
             browser.close()
+
+
+@pytest.mark.parametrize("width", [1400, 800])
+def test_the_first_screen_is_the_answer(width: int, three_env_report: tuple[Path, dict]) -> None:
+    """At 1400 and 800 px the answer table starts on the first screen, holds one line per
+    claim with its sentence, and nothing overflows sideways; the scale profile is collapsed."""
+    index, results = three_env_report
+    claims = list(dict.fromkeys(r["claim_id"] for r in results["results"]))
+    sentences = {r["claim_id"]: r["sentence"] for r in results["results"]}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": 900})
+            page.goto(index.as_uri(), wait_until="load")
+            table = page.locator("#answer-table")
+            top = table.bounding_box()["y"]
+            assert top < 900 * 0.75, f"the answer starts at {top} px, below the first screen"
+            lines = table.locator("tbody tr[data-claim-id]")
+            assert lines.count() == len(claims)
+            for i, claim in enumerate(claims):
+                text = lines.nth(i).inner_text()
+                assert sentences[claim] in " ".join(text.split()) and claim in text
+            assert page.locator("header details").get_attribute("open") is None
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+            labels = page.evaluate("""() => [...document.querySelectorAll('.nw')]
+                .map(s => [s.textContent, s.getClientRects().length])""")
+            assert any("=" in text for text, _ in labels)  # e.g. checkpoint=300 is among them
+            broken = [text for text, boxes in labels if boxes > 1]
+            assert broken == [], broken  # no label part wraps inside itself
+        finally:
+            browser.close()

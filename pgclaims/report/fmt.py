@@ -50,3 +50,9 @@ def reading_of(row: dict[str, Any]) -> str | None:
     """The row's evidence-based reading of its verdict, or None when it has none."""
     reading = row.get("reading")
     return reading if isinstance(reading, str) and reading.strip() else None
+
+
+def label_html(text: str) -> str:
+    """A parameter label as HTML whose parts (split at " · ") never break inside:
+    "checkpoint=300" and "Hopper-v5" stay whole, the label wraps between parts."""
+    return " · ".join(f'<span class="nw">{esc(part)}</span>' for part in text.split(" · "))

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from .agents import agents_section
+from .answer import answer_section
 from .figures import paper_figures
 from .files import write_atomic
-from .fmt import SYMBOLS, duration, esc, interval_text, num, reading_of
+from .fmt import SYMBOLS, duration, esc, interval_text, label_html, num, reading_of
 from .forest import forest_svg, params_label
 from .history import ResultKey, previous_verdicts, result_key
 from .power import power_section, power_sentence
@@ -149,7 +150,7 @@ def _changes(results: dict[str, Any], previous: dict[ResultKey, Row]) -> str:
                 f'<tr class="changed" data-claim-id="{esc(row["claim_id"])}">'
                 f'<th scope="row"><a href="#claim-{esc(row["claim_id"])}"><code>'
                 f'{esc(row["claim_id"])}</code></a></th>'
-                f'<td class="params">{esc(params_label(row["params"]))}</td>'
+                f'<td class="params">{label_html(params_label(row["params"]))}</td>'
                 f'<td class="v-{esc(prev.get("verdict"))}">{esc(prev.get("verdict"))}</td>'
                 f'<td class="mono">{esc(prev.get("run_id"))}</td>'
                 f'<td class="v-{row["verdict"]}">{row["verdict"]}</td></tr>')
@@ -191,7 +192,8 @@ def _claim_article(claim_id: str, rows: list[Row], uid: str,
         if power:
             note += f'<p class="power"><b>To decide:</b> {esc(power)}</p>'
         trs.append(
-            f'<tr><td class="params" title="{esc(r["nodeid"])}">{esc(params_label(r["params"]))}'
+            f'<tr><td class="params" title="{esc(r["nodeid"])}">'
+            f'{label_html(params_label(r["params"]))}'
             f'</td><td class="num">{esc(num(r["statistic"]))}</td>'
             f'<td class="num">{esc(interval_text(r["interval"]))}</td>'
             f'<td class="num">{esc(num(r["p_value"]))}</td>'
@@ -226,7 +228,8 @@ def _multiple_testing(results: list[Row]) -> str:
         raw, h, bh = r["p_value"], r["p_holm"], r["p_bh"]
         rows.append(
             f'<tr><th scope="row"><code>{esc(r["claim_id"])}</code></th>'
-            f'<td class="params">{esc(params_label(r["params"]))}</td><td>{esc(num(raw))}</td>'
+            f'<td class="params">{label_html(params_label(r["params"]))}</td>'
+            f'<td>{esc(num(raw))}</td>'
             f"<td{SIG if h < ALPHA else ''}>{esc(num(h))}</td>"
             f"<td{SIG if bh < ALPHA else ''}>{esc(num(bh))}</td>"
             f'<td class="v-{r["verdict"]}">{r["verdict"]}</td></tr>')
@@ -335,7 +338,7 @@ def _header(results: dict[str, Any]) -> str:
         f'</p><div class="counts">{badges}</div>{_partial(results)}'
         f'<p class="note">{esc(substitution_sentence(results["provenance"]))}</p>'
         f"{protocol_note(results)}"
-        f'<details open><summary>Scale profile <code>{esc(results["scale"]["name"])}</code>'
+        f'<details><summary>Scale profile <code>{esc(results["scale"]["name"])}</code>'
         f'</summary><div class="profile">{profile}</div></details></header>')
 
 
@@ -348,7 +351,8 @@ def _reference(results: dict[str, Any]) -> str:
 
 
 def _nav(protocols: bool, reference: bool = False) -> str:
-    links = [("summary", "summary"), *([("protocols", "protocols")] if protocols else []),
+    links = [("answer", "answer"), ("summary", "all rows"),
+             *([("protocols", "protocols")] if protocols else []),
              *([("reference", "reference")] if reference else []),
              ("changes", "changes"), ("claims", "claims"),
              ("power", "power"), ("multiple-testing", "multiple testing"),
@@ -373,6 +377,7 @@ def build_page(results: dict[str, Any], history: list[Row] | None = None) -> str
                 "</section>" if protocols else "")
     body = (
         f"{_header(results)}{_nav(protocols, bool(results.get('reference')))}"
+        f'<section id="answer"><h2>The answer</h2>{answer_section(results)}</section>'
         f'<section id="summary"><h2>All claims</h2>'
         f"{_verdict_table(grouped, rows) if rows else '<p>No claim results in this run.</p>'}"
         f'</section>{compared}{_reference(results)}'

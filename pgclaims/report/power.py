@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .fmt import esc, num
+from .fmt import esc, label_html, num
 from .forest import params_label
 
 Row = dict[str, Any]
@@ -50,7 +50,7 @@ def power_section(rows: list[Row]) -> str:
                                rp[1].get("agents_needed") or 0, rp[0]["claim_id"]))
     trs = "".join(
         f'<tr><th scope="row"><code>{esc(r["claim_id"])}</code></th>'
-        f'<td class="params">{esc(params_label(r["params"]))}</td>'
+        f'<td class="params">{label_html(params_label(r["params"]))}</td>'
         f'<td class="num">{esc(num(p.get("width")))}</td>'
         f'<td class="num">{esc(num(p.get("distance")))}</td>'
         f'<td class="num">{esc(num(p.get("spread")))}</td>'

@@ -15,7 +15,7 @@ from collections import Counter
 from itertools import combinations
 from typing import Any
 
-from .fmt import SYMBOLS, esc, interval_text, num, reading_of
+from .fmt import SYMBOLS, esc, interval_text, label_html, num, reading_of
 from .forest import params_label
 from .schema import VERDICTS
 
@@ -169,7 +169,7 @@ def protocols_section(results: dict[str, Any]) -> str:
         body.append(
             f'<tr data-claim-id="{esc(claim_id)}"><th scope="row"><a href="#claim-'
             f'{esc(claim_id)}"><code>{esc(claim_id)}</code></a></th>'
-            f'<td class="params">{esc(params_label(rest))}</td>'
+            f'<td class="params">{label_html(params_label(rest))}</td>'
             f'{"".join(_cell(n, by_protocol[n]) for n in names)}{diff}</tr>')
     head = "".join(f'<th scope="col">{esc(_label(n))}</th>' for n in names)
     return (

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .fmt import esc, interval_text, num
+from .fmt import esc, interval_text, label_html, num
 from .forest import params_label
 from .history import ResultKey, result_key
 from .schema import RESULTS_FILE, ReportError, load_results
@@ -173,7 +173,7 @@ def section(results: dict[str, Any]) -> str:
             f'data-claim-id="{esc(r["claim_id"])}">'
             f'<th scope="row"><a href="#claim-{esc(r["claim_id"])}"><code>'
             f'{esc(r["claim_id"])}</code></a></th>'
-            f'<td class="params">{esc(params_label(r["params"]))}</td>'
+            f'<td class="params">{label_html(params_label(r["params"]))}</td>'
             f'<td class="v-{esc(ref["verdict"])}">{esc(ref["verdict"])}</td>'
             f'<td class="mono">{num(ref["statistic"])} {interval_text(ref["interval"])}</td>'
             f'<td class="v-{esc(r["verdict"])}">{esc(r["verdict"])}</td>'

@@ -40,6 +40,14 @@ table.grid.wide { width: 100%; }
 table.grid td.reason, table.grid td.pdiff, table.grid td.pcell, .chip, #protocol-fields-table td
   { overflow-wrap: anywhere; }
 table.grid td.params { overflow-wrap: break-word; min-width: 12em; }
+.nw { white-space: nowrap; }
+#answer-table th.claim-line { white-space: normal; width: 50%; }
+#answer-table td.answer-verdicts { white-space: nowrap; }
+#answer-table td.answer-paper { width: 22%; font-size: 12.5px; }
+#answer-table .ordinal { color: #555; font-style: italic; }
+#answer-table small.ours { display: block; font-family: ui-monospace, "DejaVu Sans Mono",
+  monospace; color: #333; }
+#answer-table small.reading { display: block; }
 table.grid td.num, table.grid td.verdict, td.pcell .stat, td.pcell .pverdict
   { white-space: nowrap; }
 table.results td.params { width: 24%; }
