@@ -27,6 +27,7 @@ import numpy as np
 
 from pgclaims.stats import benjamini_hochberg, holm
 from pgclaims.suite.claims import Claim, all_claims
+from pgclaims.suite.paper_numbers import paper_number
 from pgclaims.suite.readings import DESCRIPTIONS, reading
 from pgclaims.suite.scales import Scale
 
@@ -80,6 +81,15 @@ def seed_for(nodeid: str) -> int:
     return int.from_bytes(hashlib.sha256(nodeid.encode("utf-8")).digest()[:8], "big") >> 1
 
 
+def paper_number_of(claim_id: str) -> dict[str, Any] | None:
+    """What the paper reports for the claim (:mod:`pgclaims.suite.paper_numbers`) as built-in
+    types; None for a claim of another catalogue."""
+    try:
+        return plain(paper_number(claim_id).as_dict())
+    except KeyError:
+        return None
+
+
 def base_row(nodeid: str, claim: Claim, params: Mapping[str, Any]) -> dict[str, Any]:
     """A row before the verdict: ERROR until the test records one."""
     return {
@@ -89,6 +99,7 @@ def base_row(nodeid: str, claim: Claim, params: Mapping[str, Any]) -> dict[str, 
         "sentence": claim.sentence,
         "statistic_name": claim.statistic,
         "paper": claim.paper,
+        "paper_number": paper_number_of(claim.id),
         "params": plain(dict(params)),
         "direction": claim.direction,
         "threshold": plain(claim.threshold),
