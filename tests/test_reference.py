@@ -205,6 +205,8 @@ import pytest
 
 @pytest.mark.claim("toy.ref")
 def test_toy(protocol, env, algo, verdict):
+    if os.environ.get("TOY_RAISE") == algo:
+        raise RuntimeError("a broken measurement")
     center = float(os.environ.get("TOY_CENTER", "0.1"))
     rng = np.random.default_rng(0 if algo == "ppo" else 1)
     verdict.check([center + 0.01 * rng.standard_normal(5) for _ in range(3)],
@@ -241,8 +243,12 @@ def test_a_claims_run_is_compared_with_the_reference_by_default(
     first = load_results(toy.path / "reports" / "first")
     assert "reference" not in first  # no docs/reference yet: nothing compared
     _publish_reference(toy, "first")
-    # same numbers: compared by default (docs/reference under the rootdir), nothing moved
+    # same numbers: compared by default (docs/reference under the rootdir), nothing moved;
+    # under --fail-on-drift the REFUTED rows are findings the reference shares: exit 0
     assert toy.runpytest("--run-id", "same", "-p", "no:cacheprovider").ret == 1
+    result = toy.runpytest("--run-id", "same2", "--fail-on-drift", "-p", "no:cacheprovider")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*--fail-on-drift: no verdict moved from the reference*"])
     same = load_results(toy.path / "reports" / "same")
     assert same["reference"]["compared"] == len(same["results"]) == 6  # 3 envs x 2 algos
     assert same["reference"]["moved"] == 0
@@ -259,6 +265,14 @@ def test_a_claims_run_is_compared_with_the_reference_by_default(
         assert doc["reference"]["moved"] == 6 and doc["reference"]["outside"] == 6
         assert "Against the reference" in (toy.path / "reports" / run_id /
                                            "index.html").read_text()
+    # an ERROR row fails a --fail-on-drift run even where its verdict did not move
+    monkeypatch.setenv("TOY_CENTER", "0.9")
+    monkeypatch.setenv("TOY_RAISE", "trpo")
+    result = toy.runpytest("--run-id", "error", "--fail-on-drift", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*--fail-on-drift: 3 verdict(s) moved from the reference*"])
+    monkeypatch.delenv("TOY_RAISE")
+    monkeypatch.setenv("TOY_CENTER", "0.1")
     assert toy.runpytest("--run-id", "none", "--no-reference",
                          "-p", "no:cacheprovider").ret == 0
     assert "reference" not in load_results(toy.path / "reports" / "none")

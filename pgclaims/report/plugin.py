@@ -13,8 +13,10 @@ Options (group "pgclaims report"):
 ``--no-reference``
     Compare with nothing.
 ``--fail-on-drift``
-    The run fails (exit status 1) when a verdict moved from the reference; without any
-    reference to compare with, a usage error.
+    The run's exit status says whether its verdicts moved from the reference, not whether
+    claims were refuted: 1 when a verdict moved (or a row is ERROR, or nothing could be
+    compared), else 0, REFUTED rows included (they are findings the reference shares). For a
+    nightly that should go red on drift only. Without any reference, a usage error.
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ from .schema import ReportError
 
 REFERENCES = pytest.StashKey[dict[str, dict[str, Any]]]()
 """Protocol -> reference results.json, loaded at configure time (empty: compare nothing)."""
-DRIFT = pytest.StashKey[str]()
-"""The drift message of a finished run whose verdicts moved (set on the controller)."""
+DRIFT = pytest.StashKey[str | None]()
+"""Under ``--fail-on-drift``, on the controller once published: why the run fails (verdicts
+moved, ERROR rows, nothing compared), or None when it passes."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -77,6 +80,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_pgclaims_publish(doc: dict[str, Any], run_dir: Path, reports_dir: Path,
                             warn: Callable[[str], None], config: pytest.Config) -> Path | None:
     refs = config.stash.get(REFERENCES, {})
+    failing = "the comparison with the reference failed"
     if refs:
         try:
             doc = attach(doc, compare(doc, refs))
@@ -84,12 +88,13 @@ def pytest_pgclaims_publish(doc: dict[str, Any], run_dir: Path, reports_dir: Pat
         except (OSError, ValueError) as exc:  # the results without the comparison stay
             warn(f"reference step failed: {type(exc).__name__}: {exc}")
         else:
-            if doc["reference"]["compared"] and config.getoption("--fail-on-drift", False) \
-                    and drift(doc):
-                config.stash[DRIFT] = drift_message(doc)
-            elif config.getoption("--fail-on-drift", False) and not doc["reference"]["compared"]:
-                config.stash[DRIFT] = ("no row was compared with the reference (its scale or "
-                                       "protocols differ from this run's)")
+            errors = sum(r["verdict"] == "ERROR" for r in doc["results"])
+            failing = (drift_message(doc) if drift(doc)
+                       else "no row was compared with the reference (its scale or protocols "
+                            "differ from this run's)" if not doc["reference"]["compared"]
+                       else f"{errors} ERROR row(s)" if errors else None)
+    if config.getoption("--fail-on-drift", False):
+        config.stash[DRIFT] = failing
     history = reports_dir / "history.jsonl"
     index = None
     steps = (("history", lambda: append_history(history, doc)),
@@ -108,11 +113,20 @@ def pytest_pgclaims_publish(doc: dict[str, Any], run_dir: Path, reports_dir: Pat
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if DRIFT in session.config.stash and exitstatus == pytest.ExitCode.OK:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if DRIFT not in session.config.stash or exitstatus not in (pytest.ExitCode.OK,
+                                                               pytest.ExitCode.TESTS_FAILED):
+        return  # not published here (an xdist worker), or interrupted / a usage error
+    failing = session.config.stash[DRIFT]
+    session.exitstatus = pytest.ExitCode.OK if failing is None else pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    message = config.stash.get(DRIFT, None)
-    if message is not None:
-        terminalreporter.write_line(f"--fail-on-drift: {message}", red=True, bold=True)
+    if DRIFT not in config.stash:
+        return
+    failing = config.stash[DRIFT]
+    if failing is None:
+        terminalreporter.write_line("--fail-on-drift: no verdict moved from the reference "
+                                    "(exit status 0; REFUTED rows are findings, not drift)",
+                                    green=True, bold=True)
+    else:
+        terminalreporter.write_line(f"--fail-on-drift: {failing}", red=True, bold=True)
