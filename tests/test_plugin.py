@@ -383,6 +383,13 @@ def test_outcomes_rows_and_results_json(toy: pytest.Pytester) -> None:
     assert power["n_agents"] == 3 and power["width"] == pytest.approx(
         straddle["interval"][1] - straddle["interval"][0])
     assert "power" not in low
+    # each agent's own value and its noise from its repeats (for the variance components)
+    assert [set(v) for v in low["agent_values"]] == [{"value", "within_var", "repeats"}] * 3
+    rng = np.random.default_rng(0)
+    first = 0.1 + 0.01 * rng.standard_normal(10)
+    assert low["agent_values"][0]["value"] == pytest.approx(first.mean())
+    assert low["agent_values"][0]["within_var"] == pytest.approx(first.var(ddof=1) / 10)
+    assert "agent_values" not in rows["test_value_from_elsewhere[Hopper-v5-ppo]"]
     needs = rows["test_needs_humanoid[Walker2d-v5]"]
     assert needs["verdict"] == "INCONCLUSIVE" and needs["params"] == {"easier": "Walker2d-v5"}
     assert needs["reason"] == ("scale smoke lacks humanoid "

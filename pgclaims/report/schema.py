@@ -85,6 +85,13 @@ PARAMS: Check = (
     lambda v: isinstance(v, dict) and all(_is_scalar(x) for x in v.values()),
     "an object of strings/numbers/booleans/null",
 )
+AGENT_VALUES: Check = (
+    lambda v: isinstance(v, list) and all(
+        isinstance(x, dict) and (x.get("value") is None or _is_num(x["value"])) and (
+            x.get("within_var") is None or _is_num(x["within_var"])) and _is_int(
+            x.get("repeats", 0)) for x in v),
+    "a list of {value, within_var, repeats} objects",
+)
 INTERVAL: Check = (_is_interval, "[lo, hi] with lo <= hi")
 STR_LIST: Check = (lambda v: isinstance(v, list) and all(map(_is_str, v)), "a list of strings")
 PROB: Check = (lambda v: _is_num(v) and 0.0 <= v <= 1.0, "a number in [0, 1]")
@@ -152,6 +159,7 @@ ROW: Spec = {
     "reason": (STR, True),
     "reading": (_nullable(STR), False),
     "power": (_nullable(DICT), False),
+    "agent_values": (_nullable(AGENT_VALUES), False),
     "reference": (_nullable(DICT), False),
     "paper_number": (_nullable(DICT), False),
     "n_agents": (_nullable(INT), False),

@@ -2,6 +2,7 @@
 multiple comparisons. Plain functions of arrays: it never samples, trains or reads files, and
 imports nothing else of pgclaims."""
 
+from pgclaims.stats.components import AgentValue, agent_values
 from pgclaims.stats.intervals import (
     DEFAULT_METHOD,
     METHODS,
@@ -23,6 +24,7 @@ from pgclaims.stats.verdicts import (
 )
 
 __all__ = [
+    "AgentValue", "agent_values",
     "DEFAULT_METHOD", "DIRECTIONS", "METHODS", "Crossing", "Interval", "Outcome", "Power",
     "Verdict", "agents_to_decide", "benjamini_hochberg", "censored_crossing", "crossing_band",
     "crossing_verdict", "decide", "hierarchical_bootstrap", "holm", "one_sided_p_value",

@@ -78,7 +78,7 @@ class VerdictRecorder:
             verdict = dataclasses.replace(verdict, outcome=stats.Outcome.INCONCLUSIVE,
                                           reason=f"{verdict.reason}, but censored: {why}")
         return self._finish(verdict, interval.n_agents, interval.n_repeats, params, extra,
-                            interval)
+                            interval, _agent_values(units, statistic, paired, vectorized))
 
     def check_value(self, estimate: float | None, interval: tuple[float, float] | None, *,
                     p_value: float | None = None, n_agents: int | None = None,
@@ -150,7 +150,8 @@ class VerdictRecorder:
 
     def _finish(self, verdict: stats.Verdict, n_agents: int | None, n_repeats: int | None,
                 params: Mapping[str, Any] | None, extra: Mapping[str, Any] | None,
-                interval: stats.Interval | None = None) -> stats.Verdict:
+                interval: stats.Interval | None = None,
+                agent_values: list[stats.AgentValue] | None = None) -> stats.Verdict:
         if self.item.stash.get(RECORDED, False):
             raise RuntimeError(f"{self.item.nodeid}: a verdict was already recorded; one claims "
                                "test reaches one verdict (split it or parametrize it)")
@@ -169,6 +170,8 @@ class VerdictRecorder:
             row["interval"] = None
         if extra:
             row["extra"] = plain(extra)
+        if agent_values:
+            row["agent_values"] = plain([v.to_dict() for v in agent_values])
         if verdict.outcome is stats.Outcome.INCONCLUSIVE and interval is not None:
             power = stats.agents_to_decide(interval, self.claim.threshold)
             if power is not None:
@@ -185,3 +188,14 @@ class VerdictRecorder:
                         pytrace=False)
         if verdict.outcome is stats.Outcome.INCONCLUSIVE:
             raise Inconclusive(f"{c.id} ({c.paper}): {verdict.reason}")
+
+
+def _agent_values(units: Sequence[Any], statistic: Callable[[list[Any]], Any], paired: bool,
+                  vectorized: bool) -> list[stats.AgentValue] | None:
+    """Each agent's value of the statistic and its within-agent variance, for the variance
+    components that set the repeats (:mod:`pgclaims.stats.components`); None where the
+    statistic cannot be evaluated on one agent alone (it needs several, e.g. a rank over agents)."""
+    try:
+        return stats.agent_values(units, statistic, paired=paired, vectorized=vectorized)
+    except (ValueError, ZeroDivisionError, FloatingPointError, IndexError, TypeError):
+        return None
