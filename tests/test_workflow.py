@@ -54,6 +54,19 @@ def test_the_default_scale_runs_under_both_protocols(jobs: dict[str, Any]) -> No
     assert _option(cmd, "--scale") == "default" and _option(cmd, "--protocol") == "all"
 
 
+def test_the_default_job_fails_on_drift_once_references_are_committed(
+        jobs: dict[str, Any], tmp_path: Path) -> None:
+    """Without references --fail-on-drift would fail every night ("nothing compared")."""
+    (step,) = [s["run"] for s in jobs["default"]["steps"] if "pytest" in s.get("run", "")]
+    assert 'if [ -f docs/reference/authors/results.json ]; then drift="--fail-on-drift"' in step
+    assert step.rstrip().endswith("$drift")
+    from pgclaims.report.reference import REFERENCE_DIR, find_references
+    assert Path(REFERENCE_DIR) == Path("docs/reference")  # the folder the step tests
+    (tmp_path / "authors").mkdir()
+    (tmp_path / "authors" / "results.json").write_text("{}")
+    assert set(find_references(tmp_path)) == {"authors"}  # the file the step tests
+
+
 def test_the_nightly_scale_accumulates_on_a_carried_cache(jobs: dict[str, Any]) -> None:
     job = jobs["nightly-scale"]
     cmds = _runs(job)
