@@ -9,11 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import stats as sps
 
 from pgclaims.report import load_results
 from pgclaims.report.page import build_page
 from pgclaims.report.power import power_section
 from pgclaims.stats import Interval, Outcome, agents_to_decide, decide, hierarchical_bootstrap
+from pgclaims.stats.power import assurance
 
 DATA = Path(__file__).parent / "data"
 
@@ -86,3 +88,49 @@ def test_the_report_lists_power_rows_fewest_agents_first() -> None:
 def test_a_results_file_without_power_says_so() -> None:
     results = load_results(DATA)
     assert "predates power figures" in power_section(results["results"])
+
+
+def test_assurance_is_the_predictive_probability_it_claims() -> None:
+    """Monte Carlo of the same model: spread from its scaled inverse chi-square, effect normal
+    about the estimate, then a new run of m agents and its t test at alpha_side per side."""
+    distance, se, df, n, m, alpha_side = 0.3, 0.15, 4.0, 5, 20, 0.025 / 141
+    rng = np.random.default_rng(11)
+    draws = 400_000
+    sigma = se * math.sqrt(n) * np.sqrt(df / rng.chisquare(df, draws))
+    effect = rng.normal(distance, sigma / math.sqrt(n))
+    mean = rng.normal(effect, sigma / math.sqrt(m))
+    sd = sigma * np.sqrt(rng.chisquare(m - 1, draws) / (m - 1))
+    crit = sps.t.ppf(1 - alpha_side, m - 1)
+    simulated = np.mean(np.abs(mean / (sd / math.sqrt(m))) > crit)  # SE ~ 0.0008
+    assert assurance(distance, se, df, n, m, alpha_side) == pytest.approx(simulated, abs=0.01)
+
+
+def test_the_figure_comes_with_its_uncertainty_at_the_decision_level() -> None:
+    values = np.array([0.45, 0.62, 0.38, 0.71, 0.52])  # mean 0.536, threshold 0.3
+    iv = mean_interval(values)
+    row = agents_to_decide(iv, threshold=0.3)
+    family = agents_to_decide(iv, threshold=0.3, alpha_side=0.025 / 141)
+    assert row is not None and family is not None
+    assert row.alpha_side == pytest.approx(0.025) and family.alpha_side < 1e-3
+    assert family.agents_needed > row.agents_needed  # a stricter level needs more agents
+    # The point figure assumes the estimate and the spread exact; with their uncertainty the
+    # same count decides less often, and a predictive 80% needs more agents.
+    for p in (row, family):
+        assert p.assurance is not None and p.assurance < 0.8
+        assert p.agents_needed_predictive is not None
+        assert p.agents_needed_predictive > p.agents_needed
+        assert "with their uncertainty" in p.sentence()
+    quick = agents_to_decide(iv, threshold=0.3, predictive=False)
+    assert quick.assurance is None and quick.agents_needed == row.agents_needed
+
+
+def test_the_report_shows_the_predictive_figures() -> None:
+    results = copy.deepcopy(load_results(DATA))
+    row = next(r for r in results["results"] if r["verdict"] == "INCONCLUSIVE")
+    row["power"] = {"width": 0.4, "distance": 0.15, "spread": 0.3, "n_agents": 5,
+                    "agents_needed": 33, "power": 0.8, "alpha_side": 0.000177,
+                    "assurance": 0.41, "agents_needed_predictive": 140}
+    page = build_page(results)
+    section = page.split('id="power-table"', 1)[1].split("</table>", 1)[0]
+    assert "predictive probability" in section and ">0.41<" in section and ">140<" in section
+    assert "predictive probability 0.41, and 0.8 needs about 140" in page

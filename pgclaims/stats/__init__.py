@@ -1,15 +1,23 @@
-"""The verdict engine: intervals over agents, one-sided verdicts and censored crossings, and
-multiple comparisons. Plain functions of arrays: it never samples, trains or reads files, and
-imports nothing else of pgclaims."""
+"""The verdict engine: intervals over agents, their studentized pivots, one-sided verdicts and
+censored crossings, error control over a run, and power. Plain functions of arrays: it never
+samples, trains or reads files, and imports nothing else of pgclaims."""
 
 from pgclaims.stats.components import AgentValue, agent_values
 from pgclaims.stats.intervals import (
     DEFAULT_METHOD,
     METHODS,
+    T_METHODS,
     Interval,
     hierarchical_bootstrap,
 )
-from pgclaims.stats.multiplicity import benjamini_hochberg, holm
+from pgclaims.stats.multiplicity import (
+    POLICIES,
+    ErrorControl,
+    benjamini_hochberg,
+    family_adjusted,
+    holm,
+)
+from pgclaims.stats.pivot import UNBOUNDED, Pivot, Support
 from pgclaims.stats.power import Power, agents_to_decide
 from pgclaims.stats.verdicts import (
     DIRECTIONS,
@@ -25,7 +33,9 @@ from pgclaims.stats.verdicts import (
 
 __all__ = [
     "AgentValue", "agent_values",
-    "DEFAULT_METHOD", "DIRECTIONS", "METHODS", "Crossing", "Interval", "Outcome", "Power",
-    "Verdict", "agents_to_decide", "benjamini_hochberg", "censored_crossing", "crossing_band",
-    "crossing_verdict", "decide", "hierarchical_bootstrap", "holm", "one_sided_p_value",
+    "DEFAULT_METHOD", "DIRECTIONS", "METHODS", "POLICIES", "T_METHODS", "UNBOUNDED", "Crossing",
+    "ErrorControl", "Interval", "Outcome", "Pivot", "Power", "Support", "Verdict",
+    "agents_to_decide", "benjamini_hochberg", "censored_crossing", "crossing_band",
+    "crossing_verdict", "decide", "family_adjusted", "hierarchical_bootstrap", "holm",
+    "one_sided_p_value",
 ]

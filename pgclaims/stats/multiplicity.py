@@ -1,11 +1,38 @@
-"""Multiple comparisons over a run's family of one-sided p-values: Holm (family-wise error)
-and Benjamini-Hochberg (false discovery rate). Plain functions of p-values; nothing else."""
+"""Error control over a run: the level each row's verdict is decided at, and the Holm /
+Benjamini-Hochberg views of the run's p-values.
+
+A run decides many rows (143 per protocol at the default scale), each in two directions
+(REPRODUCED or REFUTED). Decided at the per-row 95% rule, a run whose every effect sits at its
+threshold makes 2 m x 0.025 false decisive verdicts on average (7.2 at m = 143). The default
+policy, "family", fixes each row's level from the size m of the scale's declared family
+(:func:`pgclaims.suite.family.family_size`): alpha / (2 m) per side, a Bonferroni bound over the
+2 m one-sided hypotheses. Why this and not a false discovery rate:
+
+- The level of a row depends only on the scale, never on which other rows were selected or
+  measured, so ``-k``, ``--claim``, ``--env`` or a run stopped early cannot change a verdict.
+  BH's cut-off depends on every other p-value of the subset; computed over a subset it is a
+  different procedure with a different verdict.
+- It bounds what a reader counts: the expected number of false decisive verdicts over the
+  family is at most 2 m x alpha / (2 m) = alpha (0.05) with every effect at its threshold,
+  whatever their dependence; and the family-wise error with it.
+
+Holm and BH are still computed over the 2 m one-sided hypotheses, the rows not measured in this
+run counted with p = 1: such adjusted values can only fall as more rows are measured, so they
+are provisional (an upper bound) until the whole family is, and they never decide a verdict.
+Plain functions of numbers; nothing else of pgclaims.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+POLICIES = ("family", "row")
+"""``--error-control``: "family" (default) or "row" (each row's 95% interval on its own)."""
 
 
 def _check_p(p_values: Sequence[float]) -> np.ndarray:
@@ -40,3 +67,93 @@ def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
     out = np.empty(m)
     out[order] = adj
     return [float(x) for x in out]
+
+
+@dataclass(frozen=True)
+class ErrorControl:
+    """The level each row is decided at. ``alpha`` is 1 - the scale's confidence level (0.05)."""
+
+    policy: str
+    family_size: int
+    """m: the rows of the scale's declared family (per protocol)."""
+    alpha: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise ValueError(f"error control {self.policy!r}; choose one of {POLICIES}")
+        if self.family_size < 1:
+            raise ValueError(f"family_size={self.family_size}; need at least 1 row")
+        if not 0.0 < self.alpha < 1.0:
+            raise ValueError(f"alpha={self.alpha}; need a value in (0, 1)")
+
+    @property
+    def alpha_side(self) -> float:
+        """Per row and per direction: alpha / 2 ("row") or alpha / (2 m) ("family")."""
+        return self.alpha / 2.0 if self.policy == "row" else self.alpha / (2.0 * self.family_size)
+
+    @property
+    def confidence_level(self) -> float:
+        """Two-sided level of the interval that decides a row."""
+        return 1.0 - 2.0 * self.alpha_side
+
+    def expected_false(self, rows: int | None = None) -> float:
+        """Bound on the expected number of false decisive verdicts over ``rows`` rows (default:
+        the family) when every effect sits exactly at its threshold: 2 x rows x alpha_side."""
+        return 2.0 * (self.family_size if rows is None else rows) * self.alpha_side
+
+    def describe(self) -> str:
+        if self.policy == "row":
+            return (f"per-row rule: each row decided by its own {_pct(self.confidence_level)} "
+                    f"interval ({_num(self.alpha_side)} per side); over the {self.family_size} "
+                    f"rows of the family up to {_num(self.expected_false())} false decisive "
+                    "verdicts are expected if every effect sits at its threshold")
+        return (f"family rule: each row decided at {_num(self.alpha_side)} per side, alpha "
+                f"{_num(self.alpha)} over the 2 x {self.family_size} one-sided hypotheses of the "
+                f"scale's declared family (Bonferroni; a {_pct(self.confidence_level)} interval); "
+                f"at most {_num(self.expected_false())} false decisive verdicts expected per run "
+                "if every effect sits at its threshold; a row's verdict does not depend on which "
+                "other rows run")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"policy": self.policy, "family_size": self.family_size, "alpha": self.alpha,
+                "alpha_side": self.alpha_side, "confidence_level": self.confidence_level,
+                "expected_false_max": self.expected_false(), "description": self.describe()}
+
+
+def _num(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def _pct(level: float) -> str:
+    percent = level * 100.0
+    if abs(percent - round(percent)) < 1e-9:
+        return f"{round(percent)}%"
+    return f"{percent:.{max(1, math.ceil(-math.log10(100.0 - percent) - 1e-9) + 1)}f}%"
+
+
+def family_adjusted(p_claim: Sequence[float | None], p_refute: Sequence[float | None],
+                    family_size: int) -> tuple[list[float | None], list[float | None],
+                                               list[str | None]]:
+    """Holm and BH adjustments over the 2 x ``family_size`` one-sided hypotheses of a family
+    (both directions of every row), rows not given counted with p = 1.
+
+    Returns, per given row, the adjusted p-value of its smaller side under Holm and under BH,
+    and that side ("claim" or "refute"); None where the row has no p-values. Provisional
+    (an upper bound) until every row of the family is measured."""
+    if len(p_claim) != len(p_refute):
+        raise ValueError(f"{len(p_claim)} claim-side p-values but {len(p_refute)} refute-side")
+    have = [i for i, (a, b) in enumerate(zip(p_claim, p_refute, strict=True))
+            if a is not None and b is not None and math.isfinite(a) and math.isfinite(b)]
+    if 2 * len(have) > 2 * family_size:
+        raise ValueError(f"{len(have)} rows with p-values but a family of {family_size}")
+    flat = [float(p) for i in have for p in (p_claim[i], p_refute[i])]
+    padded = flat + [1.0] * (2 * family_size - len(flat))
+    h, bh = holm(padded), benjamini_hochberg(padded)
+    out_h: list[float | None] = [None] * len(p_claim)
+    out_bh: list[float | None] = [None] * len(p_claim)
+    side: list[str | None] = [None] * len(p_claim)
+    for k, i in enumerate(have):
+        j = 2 * k if flat[2 * k] <= flat[2 * k + 1] else 2 * k + 1
+        out_h[i], out_bh[i] = h[j], bh[j]
+        side[i] = "claim" if j == 2 * k else "refute"
+    return out_h, out_bh, side

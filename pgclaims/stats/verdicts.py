@@ -71,6 +71,10 @@ class Verdict:
     direction: str
     reason: str
     p_value: float | None
+    """One-sided p-value of the claim's side (H0: the statistic is at or beyond the threshold
+    on the other side); small values support REPRODUCED."""
+    p_refute: float | None = None
+    """One-sided p-value of the other side; small values support REFUTED."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON built-ins only; keys follow docs/results-schema.md (outcome -> "verdict").
@@ -84,6 +88,7 @@ class Verdict:
             "direction": str(self.direction),
             "reason": str(self.reason),
             "p_value": _json_float(self.p_value),
+            "p_refute": _json_float(self.p_refute),
         }
 
 
@@ -137,23 +142,34 @@ def decide(
     *,
     p_value: float | None = None,
     unavailable_reason: str | None = None,
+    p_refute: float | None = None,
 ) -> Verdict:
     """Verdict by CLAIMS.md: REPRODUCED if the whole interval lies on the claim's side of the
     threshold ("<": high < thr; ">": low > thr; "<=": high <= thr), REFUTED if it lies wholly on
-    the other side, INCONCLUSIVE if it straddles or if no interval is available."""
+    the other side, INCONCLUSIVE if it straddles, if no interval is available, or if the agents
+    do not differ at all (a t interval of zero width measures no spread, it does not prove one
+    absent). The interval's confidence level is the decision's: 95% for the per-row rule, the
+    family level (:class:`pgclaims.stats.ErrorControl`) by default in the suite."""
     _check_direction(direction)
     threshold = float(threshold)
     p = None if p_value is None else float(p_value)
+    q = None if p_refute is None else float(p_refute)
     if interval is None or unavailable_reason is not None:
         reason = unavailable_reason or "no interval available"
         est = None if interval is None else interval.estimate
-        return Verdict(Outcome.INCONCLUSIVE, est, None, threshold, direction, reason, p)
+        return Verdict(Outcome.INCONCLUSIVE, est, None, threshold, direction, reason, p, q)
     lo, hi, est = float(interval.low), float(interval.high), float(interval.estimate)
     (slo, shi), sthr = _fmt_all([lo, hi], threshold)
-    ci = f"{interval.confidence_level * 100:g}% CI [{slo}, {shi}]"
+    ci = f"{interval.confidence_level * 100:.{_level_digits(interval.confidence_level)}f}% CI " \
+         f"[{slo}, {shi}]"
     if math.isnan(lo) or math.isnan(hi):
         reason = f"{ci} is not a number ({interval.method}); no verdict possible"
-        return Verdict(Outcome.INCONCLUSIVE, est, (lo, hi), threshold, direction, reason, p)
+        return Verdict(Outcome.INCONCLUSIVE, est, (lo, hi), threshold, direction, reason, p, q)
+    pivot = getattr(interval, "pivot", None)
+    if pivot is not None and pivot.degenerate:
+        reason = (f"the {interval.n_agents} agents' values do not differ, so the {ci} has no "
+                  "width: the between-agent spread is not measured, and no verdict is possible")
+        return Verdict(Outcome.INCONCLUSIVE, est, (lo, hi), threshold, direction, reason, p, q)
     if lo > hi:
         raise ValueError(f"interval low {lo} > high {hi}")
     claim, other = {
@@ -164,7 +180,15 @@ def decide(
     outcome, reason = _side_outcome(claim, other, ci, direction, sthr, "straddles")
     if outcome is Outcome.INCONCLUSIVE:
         reason += f" (claim: statistic {direction} {sthr}; estimate {_fmt(est)})"
-    return Verdict(outcome, est, (lo, hi), threshold, direction, reason, p)
+    return Verdict(outcome, est, (lo, hi), threshold, direction, reason, p, q)
+
+
+def _level_digits(confidence_level: float) -> int:
+    """Decimals that show a confidence level apart from 100%: 95% -> 0, 99.965...% -> 3."""
+    percent = confidence_level * 100.0
+    if abs(percent - round(percent)) < 1e-9:
+        return 0
+    return max(1, math.ceil(-math.log10(100.0 - percent) - 1e-9) + 1)
 
 
 # ---------------------------------------------------------------------------------------------
