@@ -254,7 +254,7 @@ def test_needs_humanoid(algo, easier, verdict):
 
 @pytest.mark.claim("toy.low")
 def test_value_from_elsewhere(env, algo, verdict):
-    verdict.check_value(0.2, (0.1, 0.3), n_agents=2)
+    verdict.check_value(0.2, (0.1, 0.3), n_agents=2, confidence_level=verdict.decision_level)
 
 
 @pytest.mark.claim("toy.crossing")
@@ -415,6 +415,32 @@ def test_only_the_refuted_claim_fails_the_run(toy: pytest.Pytester) -> None:
     assert result.ret == pytest.ExitCode.OK
 
 
+def test_a_rows_verdict_does_not_depend_on_the_selection(toy: pytest.Pytester) -> None:
+    """The family rule's level comes from the whole scale, so a subset (-k, --env) decides
+    every row it runs exactly as the whole run does; --error-control row is the 95% rule."""
+    toy.runpytest("--scale", "smoke", "--run-id", "full", "-p", "no:cacheprovider")
+    toy.runpytest("--scale", "smoke", "--run-id", "part", "-k", "low or straddles",
+                  "--env", "Hopper-v5", "-p", "no:cacheprovider")
+    full, part = _results(toy, "full"), _results(toy, "part")
+    assert 0 < len(part["results"]) < len(full["results"])
+    rows = _by_test(full)
+    keys = ("verdict", "reason", "interval", "decision", "p_value", "p_refute")
+    for name, row in _by_test(part).items():
+        assert {k: row[k] for k in keys} == {k: rows[name][k] for k in keys}, name
+    control = full["provenance"]["error_control"]
+    assert control["policy"] == "family" and control["family_size"] > len(full["results"])
+    assert control["provisional"] is True
+    assert control["expected_false_max"] == pytest.approx(0.05)
+    low = rows["test_low[Hopper-v5-ppo]"]
+    assert low["decision"]["confidence_level"] == pytest.approx(control["confidence_level"])
+    assert low["p_value"] < low["decision"]["alpha_side"] and low["p_refute"] > 0.5
+    toy.runpytest("--scale", "smoke", "--run-id", "row", "--error-control", "row",
+                  "-p", "no:cacheprovider")
+    row = _by_test(_results(toy, "row"))["test_low[Hopper-v5-ppo]"]
+    assert row["reason"].startswith("95% CI") and row["decision"]["policy"] == "row"
+    assert low["reason"].startswith("99.9") and "% CI [" in low["reason"]
+
+
 def test_verbose_outcome_and_claim_selection(toy: pytest.Pytester) -> None:
     result = toy.runpytest("--scale", "smoke", "--claim", "toy.per_*", "-v",
                            "-p", "no:cacheprovider")
@@ -551,7 +577,8 @@ def test_workers_share_one_training_run(pytester: pytest.Pytester,
     finally:
         unregister("toy.trained")
         unregister_scale("tiny")
-    assert _outcomes(result) == {"passed": 2}
+    # One agent whose two values are equal: no spread is measured, so no verdict.
+    assert _outcomes(result) == {"inconclusive": 2}
     log = (pytester.path / "reports" / "agents" / "progress.log").read_text()
     assert log.count("] training authors Hopper-v5 trpo seed 0 (1 iterations)") == 1, log
     assert len(list(pytester.path.glob(".cache/pgclaims/agents/*/COMPLETE"))) == 1

@@ -646,3 +646,28 @@ def test_render_loads_no_native_module_beyond_the_preloaded(tmp_path: Path) -> N
                          check=True, cwd=tmp_path)
     assert (tmp_path / "index.html").is_file()
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_the_report_says_which_error_control_decided(fixture_results: dict) -> None:
+    from pgclaims.stats import ErrorControl
+    from pgclaims.suite.results import error_control_record
+
+    old = build_page(small(fixture_results, n_rows=4))
+    assert "Error control: not recorded" in old and "0.025 per side" in old
+    doc = small(fixture_results, n_rows=4)
+    control = ErrorControl("family", 141)
+    doc["provenance"]["error_control"] = error_control_record(control, doc["results"])
+    for row in doc["results"]:
+        row["decision"] = {"policy": "family", "alpha_side": control.alpha_side}
+        if row["p_value"] is not None:
+            row["p_refute"] = 1 - row["p_value"]
+    html = build_page(doc)
+    text = html.split('<p id="error-control">', 1)[1].split("</p>", 1)[0]
+    assert "Error control (family)" in text and "at most 0.05 false decisive verdicts" in text
+    assert "rows measured here" in text
+    table = html.split('id="multiple-testing-table"', 1)[1].split("</table>", 1)[0]
+    assert "m = 141 rows per protocol" in html and "<b>provisional</b>" in html
+    # A raw p-value is marked at its row's level (0.000177), not at 0.05.
+    first = doc["results"][0]
+    assert 1.8e-4 < first["p_value"] < 0.05
+    assert f'<td>{num(first["p_value"])}</td>' in table

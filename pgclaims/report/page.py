@@ -1,22 +1,23 @@
 """Render a validated results.json into one self-contained ``index.html``.
 
 Everything the page shows comes from results.json (and the history file): statistics,
-intervals, p-values, their Holm / Benjamini-Hochberg adjustments and verdicts are the claims
-suite's. The only numbers made here are counts. The protocol view is in
-:mod:`pgclaims.report.protocols`, the power view in :mod:`pgclaims.report.power`, shared
+intervals, p-values of both sides, their Holm / Benjamini-Hochberg adjustments, the error
+control that decided and the verdicts are the claims suite's. The only numbers made here are
+counts. The protocol view is in :mod:`pgclaims.report.protocols`, the power view in
+:mod:`pgclaims.report.power`, the error-control view in :mod:`pgclaims.report.errors`, shared
 formatting in :mod:`pgclaims.report.fmt`.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from .agents import agents_section
 from .answer import answer_section
+from .errors import alpha_side, error_control_text, multiple_testing, significant
 from .figures import paper_figures
 from .files import write_atomic
 from .fmt import SYMBOLS, duration, esc, interval_text, label_html, num, reading_of
@@ -36,8 +37,6 @@ from .style import CSS
 __all__ = ["build_page", "duration", "interval_text", "num", "render", "substitution_sentence"]
 
 RULE_WORDS = {"<": "below", "<=": "at most", ">": "above", ">=": "at least"}
-ALPHA = 0.05  # family-wise / false-discovery level for the multiple-testing view
-SIG = ' class="sig"'
 
 Row = dict[str, Any]
 
@@ -186,6 +185,8 @@ def _claim_article(claim_id: str, rows: list[Row], uid: str,
                     f'{esc(interval_text(ref.get("interval")))}'
                     f'{": " + ", ".join(flags) if flags else ""}</span>')
         reps = f"{num(r.get('n_agents'))} × {num(r.get('n_repeats'))}"
+        level = alpha_side(r)
+        p_claim, p_refute = r["p_value"], r.get("p_refute")
         reading = reading_of(r)
         note = f'<p class="reading"><b>Reading:</b> {esc(reading)}</p>' if reading else ""
         power = power_sentence(r)
@@ -196,7 +197,8 @@ def _claim_article(claim_id: str, rows: list[Row], uid: str,
             f'{label_html(params_label(r["params"]))}'
             f'</td><td class="num">{esc(num(r["statistic"]))}</td>'
             f'<td class="num">{esc(interval_text(r["interval"]))}</td>'
-            f'<td class="num">{esc(num(r["p_value"]))}</td>'
+            f'<td class="num"{significant(p_claim, level)}>{esc(num(p_claim))}</td>'
+            f'<td class="num"{significant(p_refute, level)}>{esc(num(p_refute))}</td>'
             f'<td class="verdict v-{r["verdict"]}" data-verdict="{r["verdict"]}">{r["verdict"]}'
             f'</td><td class="reason">{esc(r["reason"])}{note}</td><td class="num">{reps}</td>'
             f'<td class="num">{esc(duration(r.get("duration_s")))}</td><td>{was}</td></tr>')
@@ -209,39 +211,10 @@ def _claim_article(claim_id: str, rows: list[Row], uid: str,
         f"<tr><th>verdicts</th><td>{summary}</td></tr></table>"
         f"{forest_svg(rows, uid=uid)}"
         f'<div class="scroll"><table class="grid wide results"><thead><tr><th>parameters</th>'
-        "<th>statistic</th><th>95% interval</th><th>p (one-sided)</th><th>verdict</th>"
+        "<th>statistic</th><th>95% interval</th><th>p (claim side)</th>"
+        "<th>p (other side)</th><th>verdict</th>"
         "<th>reason</th><th>agents × repeats</th><th>duration</th><th>change</th></tr></thead>"
         f"<tbody>{''.join(trs)}</tbody></table></div></article>")
-
-
-def _multiple_testing(results: list[Row]) -> str:
-    family = [r for r in results if r["p_value"] is not None and not math.isnan(r["p_value"])]
-    left_out = len(results) - len(family)
-    if not family:
-        return '<p class="note">No result carries a p-value, so there is no family to adjust.</p>'
-    if any(r.get("p_holm") is None or r.get("p_bh") is None for r in family):
-        return ('<p class="note">This results.json carries no Holm / Benjamini-Hochberg '
-                "adjustments (an older suite wrote it); re-run the "
-                "claims to get them.</p>")
-    rows = []
-    for r in family:
-        raw, h, bh = r["p_value"], r["p_holm"], r["p_bh"]
-        rows.append(
-            f'<tr><th scope="row"><code>{esc(r["claim_id"])}</code></th>'
-            f'<td class="params">{label_html(params_label(r["params"]))}</td>'
-            f'<td>{esc(num(raw))}</td>'
-            f"<td{SIG if h < ALPHA else ''}>{esc(num(h))}</td>"
-            f"<td{SIG if bh < ALPHA else ''}>{esc(num(bh))}</td>"
-            f'<td class="v-{r["verdict"]}">{r["verdict"]}</td></tr>')
-    return (
-        f"<p>The family is every result of this run that carries a one-sided p-value "
-        f"(m = {len(family)}; {left_out} without a p-value are left out). Holm controls the "
-        f"family-wise error rate, Benjamini-Hochberg the false discovery rate; values below "
-        f"{ALPHA} are in bold. Verdicts themselves come from the 95% intervals and are not "
-        f'changed by these adjustments.</p><div class="scroll"><table class="grid" '
-        f'id="multiple-testing-table"><thead><tr><th>claim</th><th>parameters</th>'
-        "<th>p (one-sided)</th><th>Holm</th><th>Benjamini-Hochberg</th><th>verdict</th></tr>"
-        f"</thead><tbody>{''.join(rows)}</tbody></table></div>")
 
 
 def _figures(figures: dict[str, Any]) -> str:
@@ -337,6 +310,7 @@ def _header(results: dict[str, Any]) -> str:
         f'{len(results["results"])} tests{" · partial" if results.get("partial") else ""}'
         f'</p><div class="counts">{badges}</div>{_partial(results)}'
         f'<p class="note">{esc(substitution_sentence(results["provenance"]))}</p>'
+        f'<p class="note">{error_control_text(results)}</p>'
         f"{protocol_note(results)}"
         f'<details><summary>Scale profile <code>{esc(results["scale"]["name"])}</code>'
         f'</summary><div class="profile">{profile}</div></details></header>')
@@ -386,7 +360,9 @@ def build_page(results: dict[str, Any], history: list[Row] | None = None) -> str
         f'<section id="claims"><h2>Claims</h2>{"".join(articles)}</section>'
         f'<section id="power"><h2>What would decide the INCONCLUSIVE results</h2>'
         f"{power_section(rows)}</section>"
-        f'<section id="multiple-testing"><h2>Multiple testing</h2>{_multiple_testing(rows)}'
+        f'<section id="multiple-testing"><h2>Multiple testing</h2>'
+        f'<p id="error-control">{error_control_text(results)}</p>'
+        f'{multiple_testing(rows, results["provenance"].get("error_control"))}'
         f'</section><section id="figures"><h2>Paper figures, redrawn</h2>'
         f'{_figures(results.get("figures") or {})}</section>'
         f'<section id="provenance"><h2>Provenance</h2>{_provenance(results)}</section>')

@@ -13,6 +13,7 @@ Projects pointing the suite at their own claims add records with :func:`register
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -49,6 +50,14 @@ class Claim:
     single INCONCLUSIVE test naming it (see :meth:`pgclaims.suite.scales.Scale.lacks`)."""
     constants: Mapping[str, float] = field(default_factory=dict, hash=False)
     """Numbers that define the statistic (not the verdict), e.g. {"n": 2048} for "at 2K"."""
+    support: tuple[float, float] = (-math.inf, math.inf)
+    """The values the per-agent statistic can take, (lo, hi), inf allowed. The interval is
+    computed on the scale this calls for (:mod:`pgclaims.stats.pivot`: Fisher's z between two
+    bounds, the log beside one); the threshold must lie strictly inside."""
+    comparisons: int = 1
+    """Rows per parametrization: a test that adds its own ``pytest.mark.parametrize`` (e.g.
+    grad.decays_with_task's two easier tasks) declares their number here, so that the scale's
+    declared family (:func:`pgclaims.suite.family.family_size`) counts its rows."""
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
@@ -60,7 +69,14 @@ class Claim:
         if self.checkpoints not in CHECKPOINT_SETS:
             raise ValueError(f"claim {self.id}: checkpoints {self.checkpoints!r}, expected one of "
                              f"{CHECKPOINT_SETS}")
+        lo, hi = (float(x) for x in self.support)
+        if not lo < self.threshold < hi:
+            raise ValueError(f"claim {self.id}: threshold {self.threshold} must lie strictly "
+                             f"inside its support [{lo}, {hi}]")
+        if self.comparisons < 1:
+            raise ValueError(f"claim {self.id}: comparisons {self.comparisons}, expected >= 1")
         object.__setattr__(self, "threshold", float(self.threshold))
+        object.__setattr__(self, "support", (lo, hi))
         object.__setattr__(self, "constants", MappingProxyType(dict(self.constants)))
 
     @property
@@ -77,17 +93,30 @@ REGIME = "Sample regime"
 K2 = {"n": 2048}
 """CLAIMS.md "N": "2K" is 2048, the samples of one training iteration."""
 PER_CHECKPOINT = ("env", "algo", "checkpoint")
+COSINE = (-1.0, 1.0)
+"""A cosine, a mean of cosines or a Spearman correlation. The cosine with the true gradient
+keeps the default (the whole line): the noise-corrected one of protocol ``corrected`` divides
+by an estimate of |g_true| that can fall below the truth, so it can leave [-1, 1]."""
+COSINE_CHANGE = (-2.0, 2.0)
+"""The difference of two of them."""
+FRACTION = (0.0, 1.0)
+FRACTION_CHANGE = (-1.0, 1.0)
+ERROR = (0.0, math.inf)
+"""A mean relative error, |V - y| / |y| averaged over states."""
+POSITIVE = (0.0, math.inf)
 
 _RECORDS = (
     # Gradient estimation (Section 2.1, Figures 1, 2, 9, 10, A.4)
     Claim("grad.pairwise_low_at_2k", GRAD,
           "At 2K pairs, independent gradient estimates of a late checkpoint agree poorly.",
           "mean pairwise cosine at N=2048, late checkpoints", "<", 0.5, "Fig 1, 9",
-          constants=K2),
+          constants=K2,
+          support=COSINE),
     Claim("grad.pairwise_rises_with_n", GRAD,
           "Agreement grows with N: estimates concentrate given enough samples.",
           "pairwise cosine at the largest N minus at 2K", ">", 0.2, "Fig 1, 9",
-          over=PER_CHECKPOINT, checkpoints="all", constants=K2),
+          over=PER_CHECKPOINT, checkpoints="all", constants=K2,
+          support=COSINE_CHANGE),
     Claim("grad.true_cos_low_at_2k", GRAD,
           "At 2K pairs, estimates correlate poorly with the true gradient (late checkpoints).",
           "mean cosine with the true gradient at N=2048", "<", 0.5, "Fig 2, 10",
@@ -106,12 +135,14 @@ _RECORDS = (
           "cosine with true gradient at 2K: Humanoid minus Hopper, and Humanoid minus Walker2d, "
           "same checkpoint", "<", 0.0, "Fig 1, 2 vs 9, 10",
           over=("algo", "checkpoint"), checkpoints="all", needs=("humanoid+hopper+walker",),
-          constants=K2),
+          constants=K2,
+          comparisons=2),
     Claim("grad.steps_disagree", GRAD,
           "The same holds for the steps the algorithms actually take (PPO's step after its "
           "epochs, TRPO's natural step).",
           "mean pairwise cosine of steps computed from independent 2K batches, late checkpoints",
-          "<", 0.5, "A.4, footnote 1", constants=K2),
+          "<", 0.5, "A.4, footnote 1", constants=K2,
+          support=COSINE),
     Claim("grad.trajectories_shrink", GRAD,
           "The number of complete trajectories per iteration decreases during training.",
           "trajectories in a 2048-step batch: last checkpoint minus iteration 0", "<", 0.0,
@@ -123,12 +154,14 @@ _RECORDS = (
     Claim("value.fits_gae_target", VALUE,
           "The value net solves its own supervised task: small error on the GAE target "
           "V_old + A_GAE, held-out.",
-          "held-out MRE against V_old + A_GAE", "<", 0.25, "Fig 3 left, 12 left",),
+          "held-out MRE against V_old + A_GAE", "<", 0.25, "Fig 3 left, 12 left",
+          support=ERROR),
     Claim("value.misses_true_returns", VALUE,
           "It does not fit the true value: large error against returns, held-out "
           "(\"off by about 50%\").",
           "held-out MRE against discounted Monte Carlo returns", ">", 0.3,
-          "Fig 3 right, 12 right"),
+          "Fig 3 right, 12 right",
+          support=ERROR),
     Claim("value.returns_gap", VALUE,
           "The returns error exceeds the GAE-target error.",
           "held-out returns MRE minus held-out GAE-target MRE", ">", 0.0, "Fig 3",),
@@ -139,11 +172,13 @@ _RECORDS = (
           "A true value baseline (fit to returns with ~5e6 pairs from the current policy) gives "
           "much lower-variance gradients than the value net.",
           "pairwise cosine at 2K: true-value baseline minus value-net baseline", ">", 0.0,
-          "Fig 4", constants=K2),
+          "Fig 4", constants=K2,
+          support=COSINE_CHANGE),
     Claim("baseline.valuenet_beats_zero", VALUE,
           "The value net still reduces variance against no baseline (advantages replaced by "
           "returns).",
-          "pairwise cosine at the largest N: value-net minus zero baseline", ">", 0.0, "Fig 4",),
+          "pairwise cosine at the largest N: value-net minus zero baseline", ">", 0.0, "Fig 4",
+          support=COSINE_CHANGE),
     Claim("baseline.valuenet_marginal", VALUE,
           "The value net recovers only a small part of what the true value achieves.",
           "(c_valuenet - c_zero) / (c_true - c_zero), pairwise cosine at 2K", "<", 0.5,
@@ -151,28 +186,34 @@ _RECORDS = (
     Claim("baseline.needed_for_reward", VALUE,
           "Agents trained without a baseline reach almost an order of magnitude worse reward.",
           "final mean return: zero-baseline agents / value-net agents (same algorithm, same "
-          "budget)", "<", 0.3, "Sec 2.2", needs=("zero_baseline_agents",)),
+          "budget)", "<", 0.3, "Sec 2.2", needs=("zero_baseline_agents",),
+          support=POSITIVE),
     # Optimization landscape (Section 2.3, Figures 5, 6, 7, 13-20)
     Claim("landscape.noisy_at_low_samples", LANDSCAPE,
           "The true reward landscape estimated from 2K pairs is jagged; from 100K pairs it is "
           "smooth.",
           "Spearman correlation of the grid with an independent high-sample reference grid: "
-          "2K minus 100K", "<", 0.0, "Fig 5, 19, 20"),
+          "2K minus 100K", "<", 0.0, "Fig 5, 19, 20",
+          support=COSINE_CHANGE),
     Claim("landscape.aligned_early", LANDSCAPE,
           "Early in training, surrogate and true reward agree.",
           "Spearman correlation, over the grid, of surrogate and true reward at iteration 0",
-          ">", 0.0, "Fig 6, 7"),
+          ">", 0.0, "Fig 6, 7",
+          support=COSINE),
     Claim("landscape.misaligned_late", LANDSCAPE,
           "Later, in the 2K regime, the surrogate predicts the true reward less well.",
-          "that correlation: late checkpoints minus iteration 0", "<", 0.0, "Fig 6, 7"),
+          "that correlation: late checkpoints minus iteration 0", "<", 0.0, "Fig 6, 7",
+          support=COSINE_CHANGE),
     Claim("landscape.surrogate_up_reward_down", LANDSCAPE,
           "Late in training, steps that increase the surrogate often decrease the true reward.",
           "fraction of late 2K steps with surrogate(a=1) > surrogate(0) whose true reward "
-          "(1e6-pair estimate) falls", ">", 0.25, "Fig 6, 7", constants={"a": 1.0, "n": 2048}),
+          "(1e6-pair estimate) falls", ">", 0.25, "Fig 6, 7", constants={"a": 1.0, "n": 2048},
+          support=FRACTION),
     Claim("landscape.ppo_high_sample_misleads", LANDSCAPE,
           "With 1e6-pair steps, TRPO's step raises true reward while PPO's step often lowers it.",
           "fraction of high-sample steps lowering true reward: PPO minus TRPO", ">", 0.0,
-          "Sec 2.3, Fig 7, 13", over=("env",), needs=("ppo+trpo",)),
+          "Sec 2.3, Fig 7, 13", over=("env",), needs=("ppo+trpo",),
+          support=FRACTION_CHANGE),
     # Sample regime (Section 1, Section 5)
     Claim("regime.more_samples_lower_lr", REGIME,
           "Better gradient estimates (10x samples per iteration) do not admit a larger learning "

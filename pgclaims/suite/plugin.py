@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 from pgclaims.agents.lifeline import die_with_parent
+from pgclaims.stats import POLICIES, T_METHODS, ErrorControl
 from pgclaims.suite import backend as backend_mod
 from pgclaims.suite import claims as claims_mod
 from pgclaims.suite import eta as eta_mod
@@ -35,6 +36,7 @@ from pgclaims.suite import external, preflight, stopping
 from pgclaims.suite import progress as progress_mod
 from pgclaims.suite.agents import AgentStore, cache_root
 from pgclaims.suite.claims import Claim
+from pgclaims.suite.family import family_size
 from pgclaims.suite.results import check_run_id, item_params, new_run_id
 from pgclaims.suite.scales import SCALES, Scale, UnknownScaleError, get_scale
 from pgclaims.suite.session import RunSession, claim_of
@@ -78,6 +80,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     "(default: <rootdir>/reports)")
     group.addoption("--run-id", dest="pgclaims_run_id", default=None, metavar="ID",
                     help="name of this run's folder (default: <UTC time>-<scale>)")
+    group.addoption("--error-control", dest="pgclaims_error_control", default="family",
+                    choices=POLICIES, help="family (default): each row decided at alpha / (2 m) "
+                    "per side, m the rows of the scale's declared family, so a row's verdict "
+                    "never depends on the selection and a run makes at most alpha false "
+                    "decisive verdicts on average; row: each row's own 95%% interval "
+                    "(docs/statistics.md)")
     group.addoption("--eta-every", dest="pgclaims_eta_every", type=float, default=eta_mod.EVERY,
                     metavar="SECONDS", help="least seconds between two overall progress lines "
                     f"(tests and pairs done, ETA) of the run (default: {eta_mod.EVERY:g}; 0: after "
@@ -145,6 +153,7 @@ def _make_state(config: pytest.Config) -> RunState:
             raise pytest.UsageError(f"--agents: {exc}") from None
         except ValueError as exc:  # the manifest's agents do not make a valid scale
             raise pytest.UsageError(f"--agents {manifest}: {exc}") from None
+    control = _error_control(config, scale)
     envs = _split(config.getoption("pgclaims_env"))
     algos = _split(config.getoption("pgclaims_algo"))
     label = scale.name + "".join(f" (--env {e})" for e in envs) + "".join(
@@ -172,7 +181,7 @@ def _make_state(config: pytest.Config) -> RunState:
         return RunState(scale, label, patterns, workerinput["pgclaims_run_id"],
                         Path(workerinput["pgclaims_reports_dir"]), config.rootpath, False,
                         workerinput["pgclaims_started"], workerinput["pgclaims_created"],
-                        excluded, budget, budget_s)
+                        excluded, budget, budget_s, control)
     given_dir = config.getoption("pgclaims_reports_dir")
     reports_dir = (config.invocation_params.dir / given_dir if given_dir
                    else config.rootpath / "reports").resolve()
@@ -190,7 +199,20 @@ def _make_state(config: pytest.Config) -> RunState:
             raise pytest.UsageError(problem)
     created = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(now))
     return RunState(scale, label, patterns, run_id, reports_dir, config.rootpath,
-                    workerinput is None, now, created, excluded, budget, budget_s)
+                    workerinput is None, now, created, excluded, budget, budget_s,
+                    control)
+
+
+def _error_control(config: pytest.Config, scale: Scale) -> ErrorControl:
+    """The run's error control, its family counted on the whole ``scale`` (before --env,
+    --algo, --claim, -k or any file selection narrow what runs)."""
+    policy = config.getoption("pgclaims_error_control")
+    if policy == "family" and scale.bootstrap_method not in T_METHODS:
+        raise pytest.UsageError(
+            f"--error-control family: scale {scale.name} uses bootstrap_method "
+            f"{scale.bootstrap_method!r}, whose p-values cannot resolve a family level of "
+            f"alpha / (2 m); use a t method ({', '.join(T_METHODS)}) or --error-control row")
+    return ErrorControl(policy, family_size(scale), 1.0 - scale.confidence_level)
 
 
 def _echo(config: pytest.Config) -> progress_mod.Sink:
@@ -260,8 +282,9 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
         claim = claim_of(pyfuncitem)
         if claim is None or pyfuncitem.stash.get(RECORDED, False):
             raise
-        VerdictRecorder(pyfuncitem, claim, state_of(pyfuncitem.config).scale,
-                        item_params(pyfuncitem)).unavailable(exc.reason)
+        state = state_of(pyfuncitem.config)
+        VerdictRecorder(pyfuncitem, claim, state.scale, item_params(pyfuncitem),
+                        error_control=state.error_control).unavailable(exc.reason)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -324,8 +347,9 @@ def claim(request: pytest.FixtureRequest) -> Claim:
 @pytest.fixture
 def verdict(request: pytest.FixtureRequest, claim: Claim) -> VerdictRecorder:
     """Reach the test's verdict: ``verdict.check(units, statistic)`` and friends."""
-    item = request.node
-    return VerdictRecorder(item, claim, state_of(request.config).scale, item_params(item))
+    item, state = request.node, state_of(request.config)
+    return VerdictRecorder(item, claim, state.scale, item_params(item),
+                           error_control=state.error_control)
 
 
 def _placeholder(name: str) -> Any:

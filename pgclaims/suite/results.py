@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from pgclaims.stats import benjamini_hochberg, holm
+from pgclaims.stats import ErrorControl, family_adjusted
 from pgclaims.suite.claims import Claim, all_claims
 from pgclaims.suite.paper_numbers import paper_number
 from pgclaims.suite.readings import DESCRIPTIONS, reading
@@ -106,6 +106,7 @@ def base_row(nodeid: str, claim: Claim, params: Mapping[str, Any]) -> dict[str, 
         "statistic": None,
         "interval": None,
         "p_value": None,
+        "p_refute": None,
         "verdict": "ERROR",
         "reason": NO_VERDICT,
         "n_agents": None,
@@ -184,7 +185,8 @@ class Collector:
                 verdict, reason = self._problem[nodeid]
                 row.update(verdict=verdict, reason=reason)
                 if verdict in ("ERROR", "PENDING"):
-                    row.update(statistic=None, interval=None, p_value=None)
+                    row.update(statistic=None, interval=None, p_value=None, p_refute=None,
+                               decision=None)
             out.append(row)
         return sorted(out, key=results_order)
 
@@ -277,25 +279,57 @@ def provenance(scale: Scale, wall_time_s: float,
     })
 
 
-def adjust_p_values(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows with ``p_holm`` and ``p_bh``: Holm and Benjamini-Hochberg adjustments over the
-    family of every row that carries a finite one-sided p-value (None for the others)."""
-    family = [i for i, row in enumerate(rows)
-              if row.get("p_value") is not None and math.isfinite(row["p_value"])]
-    p = [rows[i]["p_value"] for i in family]
-    out = [dict(row, p_holm=None, p_bh=None) for row in rows]
-    for i, h, bh in zip(family, holm(p), benjamini_hochberg(p), strict=True):
-        out[i]["p_holm"], out[i]["p_bh"] = h, bh
+def adjust_p_values(rows: list[dict[str, Any]],
+                    family_size: int | None = None) -> list[dict[str, Any]]:
+    """The rows with ``p_holm``, ``p_bh`` and ``p_side``: Holm and Benjamini-Hochberg
+    adjustments over each protocol's family of 2 x ``family_size`` one-sided hypotheses (both
+    sides of every row; rows not in ``rows`` count with p = 1, so the values are provisional
+    until the family is measured), for the row's smaller one-sided p-value, and which side
+    that is ("claim" or "refute"). ``family_size`` None: the rows given are the family. A row
+    without ``p_refute`` (an older suite) takes 1 - ``p_value``; one without p-values gets
+    None."""
+    out = [dict(row, p_holm=None, p_bh=None, p_side=None) for row in rows]
+    groups: dict[Any, list[int]] = {}
+    for i, row in enumerate(rows):
+        if row.get("p_value") is not None and math.isfinite(row["p_value"]):
+            groups.setdefault((row.get("params") or {}).get("protocol"), []).append(i)
+    for members in groups.values():
+        claim = [rows[i]["p_value"] for i in members]
+        refute = [rows[i]["p_refute"] if rows[i].get("p_refute") is not None
+                  else 1.0 - rows[i]["p_value"] for i in members]
+        size = max(family_size or 0, len(members))
+        h, bh, side = family_adjusted(claim, refute, size)
+        for k, i in enumerate(members):
+            out[i].update(p_holm=h[k], p_bh=bh[k], p_side=side[k])
     return out
+
+
+def error_control_record(control: ErrorControl, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """provenance.error_control: the policy, its level, and how much of each protocol's family
+    this run measured (the Holm / BH views are provisional until all of it)."""
+    measured: dict[str, int] = {}
+    for row in rows:
+        if row.get("verdict") in ("REPRODUCED", "REFUTED", "INCONCLUSIVE"):
+            key = str((row.get("params") or {}).get("protocol", "-"))
+            measured[key] = measured.get(key, 0) + 1
+    return plain({**control.to_dict(), "rows_measured": measured,
+                  "provisional": any(n < control.family_size for n in measured.values()),
+                  "expected_false_measured": {k: control.expected_false(n)
+                                              for k, n in measured.items()}})
 
 
 def document(run_id: str, created: str, scale: Scale, rows: list[dict[str, Any]],
              prov: dict[str, Any], figures: dict[str, Any] | None = None,
-             partial: dict[str, Any] | None = None) -> dict[str, Any]:
+             partial: dict[str, Any] | None = None, *,
+             error_control: ErrorControl | None = None) -> dict[str, Any]:
     """The run's results.json; ``partial`` (a run stopped before every test was measured,
-    :func:`pgclaims.suite.stopping.partial_record`) only when there is one."""
+    :func:`pgclaims.suite.stopping.partial_record`) only when there is one; ``error_control``
+    the run's (its family size m fixes the Holm / BH family, recorded in provenance)."""
+    size = None if error_control is None else error_control.family_size
     rows = [dict(r, reading=reading(r)) if r.get("verdict") == "REFUTED"
-            or r.get("claim_id") in DESCRIPTIONS else r for r in adjust_p_values(rows)]
+            or r.get("claim_id") in DESCRIPTIONS else r for r in adjust_p_values(rows, size)]
+    if error_control is not None:
+        prov = {**prov, "error_control": error_control_record(error_control, rows)}
     doc = {
         "schema": SCHEMA_VERSION,
         "run_id": run_id,

@@ -82,8 +82,9 @@ class Scale:
     """Per-environment overrides of :attr:`true_grad_n` (Humanoid needs more)."""
     bootstrap_resamples: int = 2000
     """Replicates behind each p-value (and interval, for bootstrap methods)."""
-    bootstrap_method: str = "jackknife-t"
-    """Interval method of :func:`pgclaims.stats.hierarchical_bootstrap`."""
+    bootstrap_method: str = "auto"
+    """Interval method of :func:`pgclaims.stats.hierarchical_bootstrap`; "auto" computes the
+    jackknife-t on the scale each claim's declared support calls for (docs/statistics.md)."""
     confidence_level: float = 0.95
     """CLAIMS.md "Verdict": 95% intervals."""
     protocols: tuple[str, ...] = ("authors",)

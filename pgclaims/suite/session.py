@@ -23,6 +23,7 @@ from pgclaims.suite import progress as progress_mod
 from pgclaims.suite.agents import AgentStore, cache_root, describe_source
 from pgclaims.suite.backend import backend_record
 from pgclaims.suite.claims import PARAMETERS, Claim
+from pgclaims.suite.family import check_rows
 from pgclaims.suite.results import (
     base_row,
     counts,
@@ -90,7 +91,9 @@ class LackingItem(pytest.Item):
         """The original test's own parametrization (e.g. a ``pytest.mark.parametrize``)."""
 
     def runtest(self) -> None:
-        recorder = VerdictRecorder(self, self.claim, state_of(self.config).scale, self.params)
+        state = state_of(self.config)
+        recorder = VerdictRecorder(self, self.claim, state.scale, self.params,
+                                   error_control=state.error_control)
         recorder.unavailable(self.reason)
 
     def reportinfo(self) -> tuple[Path, int, str]:
@@ -190,6 +193,12 @@ class RunSession:
                 item = lacking
             set_row(item.user_properties, base_row(item.nodeid, claim, params))
             kept.append(item)
+        problems = check_rows(
+            ((c.id, str(item_params(item).get("protocol", s.scale.protocols[0])))
+             for item in items if (c := claim_of(item)) is not None), s.scale)
+        if problems:  # the error bound of the family rule does not cover the extra rows
+            self.warnings.append("the scale's declared family is smaller than the tests: "
+                                 + "; ".join(problems))
         if deselected:
             config.hook.pytest_deselected(items=deselected)
         items[:] = kept
@@ -293,7 +302,8 @@ class RunSession:
             **s.scale.provenance_extra(),
         }
         doc = document(s.run_id, s.created, s.scale, rows,
-                       provenance(s.scale, wall, extra), self._figures(), partial)
+                       provenance(s.scale, wall, extra), self._figures(), partial,
+                       error_control=s.error_control)
         results = write_json(s.run_dir / "results.json", doc)
         self.finished = {"wall": wall, "rows": rows, "results": results, "index": None,
                          "partial": partial}
@@ -368,6 +378,7 @@ class RunSession:
         tr.write_line(f"scale {s.scale_label}, run {s.run_id}, wall time {done['wall']:.1f} s: "
                       + ", ".join(f"{k} {v}" for k, v in tally.items()
                                   if v or k != stopping.PENDING))
+        tr.write_line(f"error control: {s.error_control.describe()}")
         if config.option.verbose > 0:
             for row in done["rows"]:
                 tr.write_line(f"  {row['verdict']:<12} {row['nodeid']}: {row['reason']}")

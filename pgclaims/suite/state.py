@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from pgclaims.stats import ErrorControl
 from pgclaims.suite.results import Collector
 from pgclaims.suite.scales import Scale
 
@@ -37,6 +38,9 @@ class RunState:
     time_budget: str | None = None
     """--time-budget as given; ``budget_s`` its seconds (:mod:`pgclaims.suite.stopping`)."""
     budget_s: float | None = None
+    error_control: ErrorControl = field(default_factory=lambda: ErrorControl("row", 1))
+    """The level every verdict of the run is decided at (``--error-control``; the family
+    size m is the whole scale's, whatever the selection)."""
     collector: Collector = field(default_factory=Collector)
     default_junit: Path | None = None
     reports_dir_existed: bool = True

@@ -8,8 +8,8 @@ plugin reports as its own outcome (neither a pass, a skip nor a failure).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, NoReturn
 
 import numpy as np
@@ -42,13 +42,22 @@ class VerdictRecorder:
     or :meth:`unavailable`, once."""
 
     def __init__(self, item: pytest.Item, claim: Claim, scale: Scale,
-                 params: Mapping[str, Any]) -> None:
+                 params: Mapping[str, Any], *,
+                 error_control: stats.ErrorControl | None = None) -> None:
         self.item = item
         self.claim = claim
         self.scale = scale
         self.params = dict(params)
         self.seed = seed_for(item.nodeid)
         """The bootstrap seed: a stable hash of the test id."""
+        self.error_control = error_control or stats.ErrorControl(
+            "row", 1, 1.0 - scale.confidence_level)
+        """The level the verdict is decided at (the plugin passes the run's)."""
+
+    @property
+    def decision_level(self) -> float:
+        """Two-sided confidence level of the interval that decides this row."""
+        return self.error_control.confidence_level
 
     # -- the ways to reach a verdict -------------------------------------------------------
 
@@ -58,65 +67,87 @@ class VerdictRecorder:
               extra: Mapping[str, Any] | None = None,
               censored: Callable[[stats.Outcome], str | None] | None = None) -> stats.Verdict:
         """Interval over agents for ``statistic`` on ``units`` (one entry per agent, as for
-        :func:`pgclaims.stats.hierarchical_bootstrap`), one-sided p-value, verdict.
+        :func:`pgclaims.stats.hierarchical_bootstrap`), on the scale the claim's ``support``
+        calls for; p-values of both sides; the verdict at the run's decision level.
 
         ``params`` adds fixed parameters to the row (e.g. ``{"n": 2048}``); ``extra`` is stored
         as the row's ``extra`` (JSON built-ins; e.g. per-agent values for the report).
         ``censored(outcome)``: for units that are only bounds (CLAIMS.md "Censoring"), the
         reason a decisive outcome is not established by the bounds, or None; the row is then
         INCONCLUSIVE with that reason, its statistic and interval kept."""
-        interval, replicates = stats.hierarchical_bootstrap(
-            units, statistic, n_resamples=self.scale.bootstrap_resamples,
-            confidence_level=self.scale.confidence_level, rng=self.seed,
-            method=self.scale.bootstrap_method, paired=paired, vectorized=vectorized)
-        p_value = self._p_value(replicates, interval.estimate)
-        verdict = stats.decide(interval, self.claim.threshold, self.claim.direction,
-                               p_value=p_value)
+        interval, replicates = self._interval(units, statistic, paired, vectorized,
+                                              self.scale.confidence_level)
+        if interval.pivot is not None:
+            p_values = interval.p_values(self.claim.threshold, self.claim.direction)
+            decision = interval.at(self.decision_level)
+        else:  # a bootstrap method: p-values from the replicates, the quantiles re-read
+            p_values = self._bootstrap_p_values(replicates, interval.estimate)
+            decision = interval if interval.confidence_level == self.decision_level else (
+                self._interval(units, statistic, paired, vectorized, self.decision_level)[0])
+        claim_p, refute_p = p_values if p_values is not None else (None, None)
+        verdict = stats.decide(decision, self.claim.threshold, self.claim.direction,
+                               p_value=claim_p, p_refute=refute_p)
         why = None if censored is None or verdict.outcome is stats.Outcome.INCONCLUSIVE else (
             censored(verdict.outcome))
         if why:
-            verdict = dataclasses.replace(verdict, outcome=stats.Outcome.INCONCLUSIVE,
-                                          reason=f"{verdict.reason}, but censored: {why}")
+            verdict = replace(verdict, outcome=stats.Outcome.INCONCLUSIVE,
+                              reason=f"{verdict.reason}, but censored: {why}")
         return self._finish(verdict, interval.n_agents, interval.n_repeats, params, extra,
-                            interval, _agent_values(units, statistic, paired, vectorized))
+                            interval, decision,
+                            agent_values=_agent_values(units, statistic, paired, vectorized))
 
     def check_value(self, estimate: float | None, interval: tuple[float, float] | None, *,
                     p_value: float | None = None, n_agents: int | None = None,
                     n_repeats: int | None = None, params: Mapping[str, Any] | None = None,
-                    extra: Mapping[str, Any] | None = None) -> stats.Verdict:
-        """Verdict on an interval computed elsewhere (``(low, high)`` at the scale's confidence
-        level, or None: INCONCLUSIVE)."""
+                    extra: Mapping[str, Any] | None = None,
+                    confidence_level: float | None = None) -> stats.Verdict:
+        """Verdict on an interval computed elsewhere: ``(low, high)`` at ``confidence_level``
+        (default: the scale's, 95%), or None (INCONCLUSIVE). An interval below the run's
+        decision level (:attr:`decision_level`: the family level by default) cannot decide
+        and gives INCONCLUSIVE saying so; pass one at that level."""
+        level = self.scale.confidence_level if confidence_level is None else confidence_level
         iv = None
         if interval is not None:
             lo, hi = (float(x) for x in interval)
             iv = stats.Interval(low=lo, high=hi,
                                 estimate=float("nan") if estimate is None else float(estimate),
-                                confidence_level=self.scale.confidence_level,
-                                method="external", n_agents=n_agents or 0,
-                                n_repeats=n_repeats or 0)
-        verdict = stats.decide(iv, self.claim.threshold, self.claim.direction, p_value=p_value)
-        if iv is None and estimate is not None:
-            verdict = stats.Verdict(verdict.outcome, float(estimate), None, verdict.threshold,
-                                    verdict.direction, verdict.reason, verdict.p_value)
-        return self._finish(verdict, n_agents, n_repeats, params, extra, iv)
+                                confidence_level=level, method="external",
+                                n_agents=n_agents or 0, n_repeats=n_repeats or 0)
+        short = iv is not None and level < self.decision_level - 1e-12
+        reason = (f"an interval at {level:.6g} cannot decide at this run's level "
+                  f"{self.decision_level:.6g} ({self.error_control.policy} rule); pass one at "
+                  "verdict.decision_level" if short else None)
+        verdict = stats.decide(iv, self.claim.threshold, self.claim.direction, p_value=p_value,
+                               unavailable_reason=reason)
+        if (iv is None or short) and estimate is not None:
+            verdict = replace(verdict, statistic=float(estimate))
+        return self._finish(verdict, n_agents, n_repeats, params, extra, iv,
+                            None if short else iv)
 
     def check_crossing(self, n_grid: Sequence[float], curves: np.ndarray, *,
                        params: Mapping[str, Any] | None = None,
                        extra: Mapping[str, Any] | None = None) -> stats.Verdict:
         """Censored crossing (CLAIMS.md "Censoring"): ``curves`` has one row per agent over
-        ``n_grid``; the level is the claim's ``constants["level"]``."""
+        ``n_grid``; the level is the claim's ``constants["level"]``. Decided on the band at the
+        run's decision level; the band at the scale's 95% is kept for reading."""
         level = self.claim.constants.get("level")
         if level is None:
             raise ValueError(f"claim {self.claim.id} has no constants['level'] to cross")
         curves = np.atleast_2d(np.asarray(curves, dtype=np.float64))
-        estimate, band = stats.crossing_band(n_grid, curves, level,
-                                             confidence_level=self.scale.confidence_level)
-        verdict = stats.crossing_verdict(estimate, band, self.claim.threshold,
-                                         self.claim.direction,
-                                         confidence_level=self.scale.confidence_level)
-        info = {"crossing": str(estimate), "band": None if band is None else
-                [str(b) for b in band]}
-        return self._finish(verdict, len(curves), 1, params, {**info, **(extra or {})})
+        bands = {}
+        for confidence in {self.scale.confidence_level, self.decision_level}:
+            estimate, band = stats.crossing_band(n_grid, curves, level,
+                                                 confidence_level=confidence)
+            bands[confidence] = (band, stats.crossing_verdict(
+                estimate, band, self.claim.threshold, self.claim.direction,
+                confidence_level=confidence))
+        band, verdict = bands[self.decision_level]
+        shown_band, shown = bands[self.scale.confidence_level]
+        info = {"crossing": str(estimate), "band": None if shown_band is None else
+                [str(b) for b in shown_band],
+                "decision_band": None if band is None else [str(b) for b in band]}
+        return self._finish(verdict, len(curves), 1, params, {**info, **(extra or {})},
+                            shown_interval=shown.interval)
 
     def record(self, verdict: stats.Verdict, *, n_agents: int | None = None,
                n_repeats: int | None = None, params: Mapping[str, Any] | None = None,
@@ -141,17 +172,33 @@ class VerdictRecorder:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _p_value(self, replicates: np.ndarray, estimate: float) -> float | None:
+    def _interval(self, units: Sequence[Any], statistic: Callable[[list[Any]], Any],
+                  paired: bool, vectorized: bool,
+                  level: float) -> tuple[stats.Interval, np.ndarray]:
+        return stats.hierarchical_bootstrap(
+            units, statistic, n_resamples=self.scale.bootstrap_resamples,
+            confidence_level=level, rng=self.seed, method=self.scale.bootstrap_method,
+            paired=paired, vectorized=vectorized, support=self.claim.support)
+
+    def _bootstrap_p_values(self, replicates: np.ndarray,
+                            estimate: float) -> tuple[float, float] | None:
+        c = self.claim
+        other = ">" if c.direction in ("<", "<=") else "<"
         try:
-            return stats.one_sided_p_value(replicates, estimate, self.claim.threshold,
-                                           self.claim.direction)
+            return (stats.one_sided_p_value(replicates, estimate, c.threshold, c.direction),
+                    stats.one_sided_p_value(replicates, estimate, c.threshold, other))
         except ValueError:  # non-finite replicates or estimate: no p-value, the interval decides
             return None
 
     def _finish(self, verdict: stats.Verdict, n_agents: int | None, n_repeats: int | None,
                 params: Mapping[str, Any] | None, extra: Mapping[str, Any] | None,
                 interval: stats.Interval | None = None,
+                decision: stats.Interval | None = None,
+                shown_interval: tuple[float, float] | None = None,
                 agent_values: list[stats.AgentValue] | None = None) -> stats.Verdict:
+        """Record the row. ``interval`` is the one shown (the scale's 95%), ``decision`` the
+        one the verdict was decided on (the run's level); ``agent_values`` each agent's value
+        and within-agent variance (the variance components that set repeats)."""
         if self.item.stash.get(RECORDED, False):
             raise RuntimeError(f"{self.item.nodeid}: a verdict was already recorded; one claims "
                                "test reaches one verdict (split it or parametrize it)")
@@ -163,6 +210,12 @@ class VerdictRecorder:
             row["params"] = {**row["params"], **plain(dict(params))}
         row.update(plain(verdict.to_dict()))
         row.update(n_agents=plain(n_agents), n_repeats=plain(n_repeats))
+        if interval is not None:
+            row["interval"] = plain([interval.low, interval.high])
+            row["interval_method"] = interval.method
+        elif shown_interval is not None:
+            row["interval"] = plain(list(shown_interval))
+        row["decision"] = self._decision(verdict, decision)
         extra = dict(extra or {})
         if row["interval"] is not None and None in row["interval"]:
             # An unbounded (censored) end: the schema wants [lo, hi] or null; keep the bound.
@@ -173,12 +226,27 @@ class VerdictRecorder:
         if agent_values:
             row["agent_values"] = plain([v.to_dict() for v in agent_values])
         if verdict.outcome is stats.Outcome.INCONCLUSIVE and interval is not None:
-            power = stats.agents_to_decide(interval, self.claim.threshold)
+            power = stats.agents_to_decide(interval, self.claim.threshold,
+                                           alpha_side=self.error_control.alpha_side)
             if power is not None:
                 row["power"] = plain(power.to_dict())
         set_row(self.item.user_properties, row)
         self._raise_for(verdict)
         return verdict
+
+    def _decision(self, verdict: stats.Verdict,
+                  decision: stats.Interval | None) -> dict[str, Any]:
+        """The row's "decision": which rule decided, at which level, on which interval."""
+        ec = self.error_control
+        out: dict[str, Any] = {"policy": ec.policy, "family_size": ec.family_size,
+                               "alpha_side": ec.alpha_side,
+                               "confidence_level": ec.confidence_level,
+                               "interval": None, "method": None}
+        if decision is not None:
+            out.update(interval=[decision.low, decision.high], method=decision.method)
+        elif verdict.interval is not None:  # a crossing band, decided at the run's level
+            out["interval"] = list(verdict.interval)
+        return plain(out)
 
     def _raise_for(self, verdict: stats.Verdict) -> None:
         c = self.claim
