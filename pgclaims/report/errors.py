@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .fmt import esc, label_html, num
+from .fmt import esc, interval_text, label_html, num
 from .forest import params_label
 
 ALPHA = 0.05  # the family's level when results.json does not record its error control
@@ -27,6 +27,17 @@ def alpha_side(row: Row) -> float:
 
 def significant(p: Any, level: float) -> str:
     return SIG if isinstance(p, int | float) and not math.isnan(p) and p < level else ""
+
+
+def decision_text(row: Row) -> str:
+    """The interval the verdict was decided on and its rule, e.g. "[0.1, 0.5] (99.96%,
+    family)"; "n/a" for a row without one (older results, or no interval)."""
+    decision = row.get("decision")
+    if not isinstance(decision, dict) or decision.get("interval") is None:
+        return "n/a"
+    level = decision.get("confidence_level")
+    pct = f"{100 * level:.4g}%, " if isinstance(level, int | float) else ""
+    return f"{interval_text(decision['interval'])} ({pct}{decision.get('policy', '?')})"
 
 
 def error_control_text(results: dict[str, Any]) -> str:
@@ -94,4 +105,5 @@ def multiple_testing(results: list[Row], control: dict[str, Any] | None = None) 
         f"</thead><tbody>{''.join(rows)}</tbody></table></div>")
 
 
-__all__ = ["alpha_side", "error_control_text", "multiple_testing", "significant"]
+__all__ = ["alpha_side", "decision_text", "error_control_text", "multiple_testing",
+           "significant"]

@@ -1,4 +1,6 @@
-"""Per-claim forest plot: each parametrisation's statistic and 95% interval against the threshold.
+"""Per-claim forest plot: each parametrisation's statistic and 95% interval against the threshold,
+and (a thin line) the wider interval its verdict was decided on when the run's error control
+decides at a stricter level (clipped to the axes; an arrow marks an end beyond them).
 
 Draws the numbers the claims suite wrote; nothing is estimated here.
 """
@@ -48,6 +50,14 @@ def _xlimits(rows: list[dict[str, Any]], threshold: float | None) -> tuple[float
 def _draw_row(ax: Any, y: float, row: dict[str, Any], xlim: tuple[float, float]) -> None:
     color = VERDICT_COLORS[row["verdict"]]
     stat, interval = row["statistic"], row["interval"]
+    decision = (row.get("decision") or {}).get("interval")
+    if decision is not None and interval is not None and list(decision) != list(interval) and all(
+            isinstance(v, int | float) and not math.isnan(v) for v in decision):
+        lo, hi = (min(max(v, xlim[0]), xlim[1]) for v in decision)
+        ax.plot([lo, hi], [y, y], color=color, lw=0.9, alpha=0.8)
+        for end, raw, marker in ((lo, decision[0], "<"), (hi, decision[1], ">")):
+            if not xlim[0] < raw < xlim[1]:
+                ax.plot([end], [y], marker=marker, color=color, ms=4, alpha=0.8)
     if interval is not None and not any(math.isnan(v) for v in interval):
         lo, hi = (v if _on_axis(v) else (xlim[0] if v < 0 else xlim[1]) for v in interval)
         ax.plot([lo, hi], [y, y], color=color, lw=2.2, solid_capstyle="butt")

@@ -17,7 +17,13 @@ from typing import Any
 
 from .agents import agents_section
 from .answer import answer_section
-from .errors import alpha_side, error_control_text, multiple_testing, significant
+from .errors import (
+    alpha_side,
+    decision_text,
+    error_control_text,
+    multiple_testing,
+    significant,
+)
 from .figures import paper_figures
 from .files import write_atomic
 from .fmt import SYMBOLS, duration, esc, interval_text, label_html, num, reading_of
@@ -197,6 +203,7 @@ def _claim_article(claim_id: str, rows: list[Row], uid: str,
             f'{label_html(params_label(r["params"]))}'
             f'</td><td class="num">{esc(num(r["statistic"]))}</td>'
             f'<td class="num">{esc(interval_text(r["interval"]))}</td>'
+            f'<td class="num">{esc(decision_text(r))}</td>'
             f'<td class="num"{significant(p_claim, level)}>{esc(num(p_claim))}</td>'
             f'<td class="num"{significant(p_refute, level)}>{esc(num(p_refute))}</td>'
             f'<td class="verdict v-{r["verdict"]}" data-verdict="{r["verdict"]}">{r["verdict"]}'
@@ -211,7 +218,7 @@ def _claim_article(claim_id: str, rows: list[Row], uid: str,
         f"<tr><th>verdicts</th><td>{summary}</td></tr></table>"
         f"{forest_svg(rows, uid=uid)}"
         f'<div class="scroll"><table class="grid wide results"><thead><tr><th>parameters</th>'
-        "<th>statistic</th><th>95% interval</th><th>p (claim side)</th>"
+        "<th>statistic</th><th>95% interval</th><th>decided on</th><th>p (claim side)</th>"
         "<th>p (other side)</th><th>verdict</th>"
         "<th>reason</th><th>agents × repeats</th><th>duration</th><th>change</th></tr></thead>"
         f"<tbody>{''.join(trs)}</tbody></table></div></article>")

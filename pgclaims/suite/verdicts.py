@@ -147,7 +147,7 @@ class VerdictRecorder:
                 [str(b) for b in shown_band],
                 "decision_band": None if band is None else [str(b) for b in band]}
         return self._finish(verdict, len(curves), 1, params, {**info, **(extra or {})},
-                            shown_interval=shown.interval)
+                            shown_interval=shown.interval, decided_on=verdict.interval)
 
     def record(self, verdict: stats.Verdict, *, n_agents: int | None = None,
                n_repeats: int | None = None, params: Mapping[str, Any] | None = None,
@@ -159,7 +159,7 @@ class VerdictRecorder:
             raise ValueError(
                 f"verdict on {verdict.direction} {verdict.threshold} but claim {self.claim.id} "
                 f"is {self.claim.rule}: take the threshold from the claim record")
-        return self._finish(verdict, n_agents, n_repeats, params, extra)
+        return self._finish(verdict, n_agents, n_repeats, params, extra, external=True)
 
     def unavailable(self, reason: str, *, params: Mapping[str, Any] | None = None,
                     extra: Mapping[str, Any] | None = None) -> NoReturn:
@@ -195,10 +195,14 @@ class VerdictRecorder:
                 interval: stats.Interval | None = None,
                 decision: stats.Interval | None = None,
                 shown_interval: tuple[float, float] | None = None,
+                decided_on: tuple[float, float] | None = None,
+                external: bool = False,
                 agent_values: list[stats.AgentValue] | None = None) -> stats.Verdict:
-        """Record the row. ``interval`` is the one shown (the scale's 95%), ``decision`` the
-        one the verdict was decided on (the run's level); ``agent_values`` each agent's value
-        and within-agent variance (the variance components that set repeats)."""
+        """Record the row. ``interval`` (or ``shown_interval``) is the one shown (the scale's
+        95%), ``decision`` (or ``decided_on``) the one the verdict was decided on (the run's
+        level); ``external``: the verdict was decided elsewhere (:meth:`record`);
+        ``agent_values``: each agent's value and within-agent variance (the variance components
+        that set repeats)."""
         if self.item.stash.get(RECORDED, False):
             raise RuntimeError(f"{self.item.nodeid}: a verdict was already recorded; one claims "
                                "test reaches one verdict (split it or parametrize it)")
@@ -215,7 +219,7 @@ class VerdictRecorder:
             row["interval_method"] = interval.method
         elif shown_interval is not None:
             row["interval"] = plain(list(shown_interval))
-        row["decision"] = self._decision(verdict, decision)
+        row["decision"] = self._decision(decision, decided_on, external)
         extra = dict(extra or {})
         if row["interval"] is not None and None in row["interval"]:
             # An unbounded (censored) end: the schema wants [lo, hi] or null; keep the bound.
@@ -234,18 +238,18 @@ class VerdictRecorder:
         self._raise_for(verdict)
         return verdict
 
-    def _decision(self, verdict: stats.Verdict,
-                  decision: stats.Interval | None) -> dict[str, Any]:
+    def _decision(self, decision: stats.Interval | None, decided_on: tuple[float, float] | None,
+                  external: bool) -> dict[str, Any]:
         """The row's "decision": which rule decided, at which level, on which interval."""
         ec = self.error_control
-        out: dict[str, Any] = {"policy": ec.policy, "family_size": ec.family_size,
-                               "alpha_side": ec.alpha_side,
+        out: dict[str, Any] = {"policy": "external" if external else ec.policy,
+                               "family_size": ec.family_size, "alpha_side": ec.alpha_side,
                                "confidence_level": ec.confidence_level,
                                "interval": None, "method": None}
         if decision is not None:
             out.update(interval=[decision.low, decision.high], method=decision.method)
-        elif verdict.interval is not None:  # a crossing band, decided at the run's level
-            out["interval"] = list(verdict.interval)
+        elif decided_on is not None:  # a crossing band, decided at the run's level
+            out.update(interval=list(decided_on), method="crossing band")
         return plain(out)
 
     def _raise_for(self, verdict: stats.Verdict) -> None:
