@@ -550,3 +550,11 @@ def test_decide_states_the_decision_level() -> None:
     v = decide(family, 0.5, "<", p_value=1e-6, p_refute=1 - 1e-6)
     assert v.reason.startswith("99.965% CI [") and v.p_refute == pytest.approx(1 - 1e-6)
     assert v.to_dict()["p_refute"] == pytest.approx(1 - 1e-6)
+
+
+def test_an_undefined_statistic_gives_no_verdict_not_a_support_error() -> None:
+    units = [np.array([np.nan, 0.1]), np.array([0.2, 0.3]), np.array([0.1, 0.2])]
+    interval, _ = hierarchical_bootstrap(units, agent_mean, rng=0, support=(-1.0, 1.0))
+    assert math.isnan(interval.estimate) and interval.p_values(0.0, ">") is None
+    v = decide(interval, 0.0, ">")
+    assert v.outcome is Outcome.INCONCLUSIVE and "not a number" in v.reason

@@ -353,7 +353,7 @@ def hierarchical_bootstrap(
     gen = np.random.default_rng(rng)
     data = _prepare(units, paired)
     estimate = _evaluate(statistic, data, data.units, vectorized)
-    if not bounds[0] <= estimate <= bounds[1]:
+    if not (math.isnan(estimate) or bounds[0] <= estimate <= bounds[1]):  # NaN: no verdict
         raise ValueError(f"the statistic is {estimate}, outside its declared support "
                          f"[{bounds[0]}, {bounds[1]}]")
     alpha = 1.0 - confidence_level
