@@ -127,7 +127,8 @@ class RunSession:
         s = self.state
         lines = [f"pgclaims scale {s.scale_label}: {s.scale.summary().split(': ', 1)[1]}",
                  f"pgclaims run {s.run_id} -> {s.run_dir}; "
-                 f"{describe_source(s.scale, cache_root(s.rootdir))}"]
+                 f"{describe_source(s.scale, cache_root(s.rootdir))}",
+                 f"pgclaims error control: {s.error_control.describe()}"]
         if config.option.verbose > 0:
             lines += s.scale.describe().splitlines()[1:]
         return lines

@@ -78,15 +78,14 @@ class VerdictRecorder:
         interval, replicates = self._interval(units, statistic, paired, vectorized,
                                               self.scale.confidence_level)
         if interval.pivot is not None:
-            p_values = interval.p_values(self.claim.threshold, self.claim.direction)
-            decision = interval.at(self.decision_level)
+            verdict, decision = self.decide_at_level(interval)
         else:  # a bootstrap method: p-values from the replicates, the quantiles re-read
             p_values = self._bootstrap_p_values(replicates, interval.estimate)
             decision = interval if interval.confidence_level == self.decision_level else (
                 self._interval(units, statistic, paired, vectorized, self.decision_level)[0])
-        claim_p, refute_p = p_values if p_values is not None else (None, None)
-        verdict = stats.decide(decision, self.claim.threshold, self.claim.direction,
-                               p_value=claim_p, p_refute=refute_p)
+            claim_p, refute_p = p_values if p_values is not None else (None, None)
+            verdict = stats.decide(decision, self.claim.threshold, self.claim.direction,
+                                   p_value=claim_p, p_refute=refute_p)
         why = None if censored is None or verdict.outcome is stats.Outcome.INCONCLUSIVE else (
             censored(verdict.outcome))
         if why:
@@ -95,6 +94,19 @@ class VerdictRecorder:
         return self._finish(verdict, interval.n_agents, interval.n_repeats, params, extra,
                             interval, decision,
                             agent_values=_agent_values(units, statistic, paired, vectorized))
+
+    def decide_at_level(self, interval: stats.Interval, threshold: float | None = None
+                        ) -> tuple[stats.Verdict, stats.Interval]:
+        """The verdict on a t interval (one with a pivot) at the run's decision level, with
+        both p-values from the pivot, and the interval it was decided on. ``threshold``
+        defaults to the claim's (pass, e.g., its log for a statistic computed on the log
+        scale; the verdict then carries that threshold)."""
+        thr = self.claim.threshold if threshold is None else float(threshold)
+        p_values = interval.p_values(thr, self.claim.direction)
+        claim_p, refute_p = p_values if p_values is not None else (None, None)
+        decision = interval.at(self.decision_level)
+        return stats.decide(decision, thr, self.claim.direction, p_value=claim_p,
+                            p_refute=refute_p), decision
 
     def check_value(self, estimate: float | None, interval: tuple[float, float] | None, *,
                     p_value: float | None = None, n_agents: int | None = None,
