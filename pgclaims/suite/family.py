@@ -20,15 +20,26 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from typing import Any
 
 from pgclaims.suite.claims import Claim, all_claims
 from pgclaims.suite.scales import Scale
 
 
+def parameter_values(name: str, claim: Claim, scale: Scale) -> tuple[Any, ...]:
+    """The values the plugin parametrizes ``name`` (one of :data:`PARAMETERS`) over."""
+    if name == "env":
+        return scale.envs
+    if name == "algo":
+        return scale.algos
+    if name == "n":
+        return scale.n_grid
+    return {"all": scale.checkpoints, "late": scale.late, "trained": scale.trained}[
+        claim.checkpoints]
+
+
 def rows_of(claim: Claim, scale: Scale) -> int:
     """Rows of ``claim`` per protocol on ``scale`` (0 when the scale lacks what it needs)."""
-    from pgclaims.suite.session import parameter_values
-
     if scale.lacks(claim.needs):
         return 0
     count = claim.comparisons
@@ -62,4 +73,4 @@ def check_rows(collected: Iterable[tuple[str, str]], scale: Scale) -> list[str]:
     return problems
 
 
-__all__ = ["check_rows", "family_size", "rows_of"]
+__all__ = ["check_rows", "family_size", "parameter_values", "rows_of"]

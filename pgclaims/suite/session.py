@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Generator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
@@ -23,7 +23,7 @@ from pgclaims.suite import progress as progress_mod
 from pgclaims.suite.agents import AgentStore, cache_root, describe_source
 from pgclaims.suite.backend import backend_record
 from pgclaims.suite.claims import PARAMETERS, Claim
-from pgclaims.suite.family import check_rows
+from pgclaims.suite.family import check_rows, parameter_values
 from pgclaims.suite.results import (
     base_row,
     counts,
@@ -39,9 +39,6 @@ from pgclaims.suite.results import (
 from pgclaims.suite.state import RunState, state_of
 from pgclaims.suite.verdicts import RECORDED, Inconclusive, VerdictRecorder
 
-if TYPE_CHECKING:
-    from pgclaims.suite.scales import Scale
-
 INCONCLUSIVE_ATTR = "pgclaims_inconclusive"
 """Report attribute (a str, the reason) marking an INCONCLUSIVE outcome."""
 
@@ -55,17 +52,6 @@ def claim_of(node: pytest.Item) -> Claim | None:
         raise ValueError(f"{node.nodeid}: use @pytest.mark.claim('<claim id>'), got "
                          f"args {marker.args} kwargs {marker.kwargs}")
     return claims_mod.get(marker.args[0])
-
-
-def parameter_values(name: str, claim: Claim, scale: Scale) -> tuple[Any, ...]:
-    if name == "env":
-        return scale.envs
-    if name == "algo":
-        return scale.algos
-    if name == "n":
-        return scale.n_grid
-    return {"all": scale.checkpoints, "late": scale.late, "trained": scale.trained}[
-        claim.checkpoints]
 
 
 def parameter_id(name: str, value: Any) -> str:
