@@ -14,10 +14,9 @@ import claims.test_landscape
 import claims.test_value
 from pgclaims.stats import ErrorControl, benjamini_hochberg, family_adjusted, holm
 from pgclaims.suite.claims import Claim, get
-from pgclaims.suite.family import check_rows, family_size, rows_of
+from pgclaims.suite.family import check_rows, family_size, parametrizations, rows_of
 from pgclaims.suite.results import adjust_p_values
 from pgclaims.suite.scales import SCALES, get_scale
-from pgclaims.suite.session import parameter_values
 
 MODULES = (claims.test_gradient, claims.test_value, claims.test_landscape, claims.test_ablations)
 
@@ -29,15 +28,8 @@ def collected_rows(scale) -> dict[str, int]:
     for module in MODULES:
         for _, fn in inspect.getmembers(module, inspect.isfunction):
             ids = [m.args[0] for m in getattr(fn, "pytestmark", []) if m.name == "claim"]
-            if not ids or scale.lacks(get(ids[0]).needs):
-                continue
-            claim, count = get(ids[0]), 1
-            for name in claim.over:
-                count *= len(parameter_values(name, claim, scale))
-            for mark in getattr(fn, "pytestmark", []):
-                if mark.name == "parametrize":
-                    count *= len(mark.args[1])
-            out[claim.id] = out.get(claim.id, 0) + count
+            if ids and not scale.lacks(get(ids[0]).needs):
+                out[ids[0]] = out.get(ids[0], 0) + len(parametrizations(get(ids[0]), fn, scale))
     return out
 
 

@@ -38,6 +38,19 @@ def parameter_values(name: str, claim: Claim, scale: Scale) -> tuple[Any, ...]:
         claim.checkpoints]
 
 
+def parametrizations(claim: Claim, test: Any, scale: Scale) -> list[dict[str, Any]]:
+    """Every parameter combination the plugin and ``test``'s own ``parametrize`` marks give a
+    claims test of ``claim`` on ``scale``, one protocol (``len`` of it: the rows it makes)."""
+    combos: list[dict[str, Any]] = [{}]
+    for name in claim.over:
+        combos = [{**c, name: v} for c in combos for v in parameter_values(name, claim, scale)]
+    for mark in getattr(test, "pytestmark", []):
+        if mark.name == "parametrize":
+            name, values = mark.args
+            combos = [{**c, name: v} for c in combos for v in values]
+    return combos
+
+
 def rows_of(claim: Claim, scale: Scale) -> int:
     """Rows of ``claim`` per protocol on ``scale`` (0 when the scale lacks what it needs)."""
     if scale.lacks(claim.needs):
@@ -73,4 +86,4 @@ def check_rows(collected: Iterable[tuple[str, str]], scale: Scale) -> list[str]:
     return problems
 
 
-__all__ = ["check_rows", "family_size", "parameter_values", "rows_of"]
+__all__ = ["check_rows", "family_size", "parameter_values", "parametrizations", "rows_of"]
