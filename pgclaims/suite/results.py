@@ -306,10 +306,12 @@ def adjust_p_values(rows: list[dict[str, Any]],
 
 def error_control_record(control: ErrorControl, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """provenance.error_control: the policy, its level, and how much of each protocol's family
-    this run measured (the Holm / BH views are provisional until all of it)."""
+    this run measured, i.e. rows with an interval or p-values, that could err (the Holm / BH
+    views are provisional until all of it)."""
     measured: dict[str, int] = {}
     for row in rows:
-        if row.get("verdict") in ("REPRODUCED", "REFUTED", "INCONCLUSIVE"):
+        decided_on = (row.get("decision") or {}).get("interval")
+        if row.get("p_value") is not None or decided_on is not None:
             key = str((row.get("params") or {}).get("protocol", "-"))
             measured[key] = measured.get(key, 0) + 1
     return plain({**control.to_dict(), "rows_measured": measured,
