@@ -1,6 +1,8 @@
 """The verdict engine: intervals over agents, their studentized pivots, one-sided verdicts and
-censored crossings, error control over a run, and power. Plain functions of arrays: it never
-samples, trains or reads files, and imports nothing else of pgclaims."""
+censored crossings, error control over a run, power, and the simulations that calibrate them
+(:mod:`pgclaims.stats.calibration`, random draws from a Generator it is given). Plain functions
+of arrays: it never samples an environment, trains or reads files, and imports nothing else of
+pgclaims."""
 
 from pgclaims.stats.components import AgentValue, agent_values
 from pgclaims.stats.intervals import (

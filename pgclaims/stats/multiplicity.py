@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from pgclaims.stats.verdicts import level_text
+
 POLICIES = ("family", "row")
 """``--error-control``: "family" (default) or "row" (each row's 95% interval on its own)."""
 
@@ -102,17 +104,17 @@ class ErrorControl:
         return 2.0 * (self.family_size if rows is None else rows) * self.alpha_side
 
     def describe(self) -> str:
+        level, side = level_text(self.confidence_level), _num(self.alpha_side)
+        expected = _num(self.expected_false())
         if self.policy == "row":
-            return (f"per-row rule: each row decided by its own {_pct(self.confidence_level)} "
-                    f"interval ({_num(self.alpha_side)} per side); over the {self.family_size} "
-                    f"rows of the family up to {_num(self.expected_false())} false decisive "
-                    "verdicts are expected if every effect sits at its threshold")
-        return (f"family rule: each row decided at {_num(self.alpha_side)} per side, alpha "
-                f"{_num(self.alpha)} over the 2 x {self.family_size} one-sided hypotheses of the "
-                f"scale's declared family (Bonferroni; a {_pct(self.confidence_level)} interval); "
-                f"at most {_num(self.expected_false())} false decisive verdicts expected per run "
-                "if every effect sits at its threshold; a row's verdict does not depend on which "
-                "other rows run")
+            return (f"per-row rule: each row decided by its own {level} interval ({side} per "
+                    f"side); over the {self.family_size} rows of the family up to {expected} "
+                    "false decisive verdicts are expected if every effect sits at its threshold")
+        return (f"family rule: each row decided at {side} per side, alpha {_num(self.alpha)} "
+                f"over the 2 x {self.family_size} one-sided hypotheses of the scale's declared "
+                f"family (Bonferroni; a {level} interval); at most {expected} false decisive "
+                "verdicts expected per run if every effect sits at its threshold; a row's "
+                "verdict does not depend on which other rows run")
 
     def to_dict(self) -> dict[str, Any]:
         return {"policy": self.policy, "family_size": self.family_size, "alpha": self.alpha,
@@ -122,13 +124,6 @@ class ErrorControl:
 
 def _num(x: float) -> str:
     return f"{x:.3g}"
-
-
-def _pct(level: float) -> str:
-    percent = level * 100.0
-    if abs(percent - round(percent)) < 1e-9:
-        return f"{round(percent)}%"
-    return f"{percent:.{max(1, math.ceil(-math.log10(100.0 - percent) - 1e-9) + 1)}f}%"
 
 
 def family_adjusted(p_claim: Sequence[float | None], p_refute: Sequence[float | None],

@@ -160,8 +160,7 @@ def decide(
         return Verdict(Outcome.INCONCLUSIVE, est, None, threshold, direction, reason, p, q)
     lo, hi, est = float(interval.low), float(interval.high), float(interval.estimate)
     (slo, shi), sthr = _fmt_all([lo, hi], threshold)
-    ci = f"{interval.confidence_level * 100:.{_level_digits(interval.confidence_level)}f}% CI " \
-         f"[{slo}, {shi}]"
+    ci = f"{level_text(interval.confidence_level)} CI [{slo}, {shi}]"
     if math.isnan(lo) or math.isnan(hi):
         reason = f"{ci} is not a number ({interval.method}); no verdict possible"
         return Verdict(Outcome.INCONCLUSIVE, est, (lo, hi), threshold, direction, reason, p, q)
@@ -183,12 +182,14 @@ def decide(
     return Verdict(outcome, est, (lo, hi), threshold, direction, reason, p, q)
 
 
-def _level_digits(confidence_level: float) -> int:
-    """Decimals that show a confidence level apart from 100%: 95% -> 0, 99.965...% -> 3."""
+def level_text(confidence_level: float) -> str:
+    """A confidence level with the decimals that tell it apart from 100%: "95%",
+    "99.965%"."""
     percent = confidence_level * 100.0
     if abs(percent - round(percent)) < 1e-9:
-        return 0
-    return max(1, math.ceil(-math.log10(100.0 - percent) - 1e-9) + 1)
+        return f"{round(percent)}%"
+    digits = max(1, math.ceil(-math.log10(100.0 - percent) - 1e-9) + 1)
+    return f"{percent:.{digits}f}%"
 
 
 # ---------------------------------------------------------------------------------------------
