@@ -9,6 +9,8 @@ import math
 from html import escape
 from typing import Any
 
+BIG = 1e9
+"""From here numbers get an exponent (a family-level interval over 2 agents can reach 1e25)."""
 SYMBOLS = {"REPRODUCED": "✔", "REFUTED": "✘", "INCONCLUSIVE": "?", "ERROR": "⚠", "PENDING": "…"}
 
 
@@ -27,6 +29,8 @@ def num(x: Any) -> str:
         return "nan"
     if math.isinf(x):
         return "∞" if x > 0 else "−∞"
+    if abs(x) >= BIG:
+        return f"{x:.3g}"
     if abs(x) >= 1000:
         return f"{x:,.0f}"
     if x == 0 or abs(x) >= 1e-3:

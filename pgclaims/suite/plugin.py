@@ -212,7 +212,7 @@ def _error_control(config: pytest.Config, scale: Scale) -> ErrorControl:
             f"--error-control family: scale {scale.name} uses bootstrap_method "
             f"{scale.bootstrap_method!r}, whose p-values cannot resolve a family level of "
             f"alpha / (2 m); use a t method ({', '.join(T_METHODS)}) or --error-control row")
-    return ErrorControl(policy, family_size(scale), 1.0 - scale.confidence_level)
+    return ErrorControl(policy, family_size(scale), round(1.0 - scale.confidence_level, 12))
 
 
 def _echo(config: pytest.Config) -> progress_mod.Sink:
