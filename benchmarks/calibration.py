@@ -7,8 +7,8 @@ after (family rule, intervals on the support's scale).
     python benchmarks/calibration.py --trials 4000 --runs 2000 --tail-trials 200000  # quicker
 
 Shapes: the synthetic ones of issue 24 (:func:`pgclaims.stats.calibration.synthetic_shapes`)
-and, with ``--agents benchmarks/data/agent_values_default.json``, shapes fitted to the
-per-agent values of our committed agents (``benchmarks/agent_values.py`` writes that file).
+and, with ``--agents benchmarks/data/agent_values_*.json``, shapes fitted to the per-agent
+values of our committed agents (``benchmarks/agent_values.py`` writes those files).
 Every random draw comes from one seed (``--seed``); same arguments, same tables.
 """
 
@@ -55,18 +55,18 @@ def methods_for(shape: Shape) -> list[tuple[str, str]]:
     return rows + ([(f"now: {now}", "auto")] if now != "jackknife-t" else [])
 
 
-def fitted_shapes(path: Path, *, at_threshold: bool) -> list[tuple[Shape, float, str]]:
+def fitted_shapes(paths: list[Path], *, at_threshold: bool) -> list[tuple[Shape, float, str]]:
     """(shape, threshold, claim id) per measured row whose statistic is a mean of agent
     values: each fitted to the row's agent values (pooled skewness of its claim for an
     unbounded one), at their mean or, ``at_threshold``, moved to the claim's threshold."""
-    doc = json.loads(path.read_text())
+    rows = [row for path in paths for row in json.loads(path.read_text())["rows"]]
     claims = all_claims()
     by_claim: dict[str, list[list[float]]] = {}
-    for row in doc["rows"]:
+    for row in rows:
         if row["agent_values"] and row["mean_of_agents"]:
             by_claim.setdefault(row["claim_id"], []).append(row["agent_values"])
     out = []
-    for row in doc["rows"]:
+    for row in rows:
         if not (row["agent_values"] and row["mean_of_agents"]):
             continue
         claim = claims[row["claim_id"]]
@@ -197,8 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tail-trials", type=int, default=2_000_000,
                     help="trials per far-tail cell (the family level)")
     ap.add_argument("--runs", type=int, default=20_000, help="simulated runs per null case")
-    ap.add_argument("--agents", type=Path, default=None,
-                    help="per-agent values of our agents (benchmarks/agent_values.py)")
+    ap.add_argument("--agents", type=Path, action="append", default=[],
+                    help="per-agent values of our agents (benchmarks/agent_values.py); "
+                    "repeatable")
     ap.add_argument("--seed", type=int, default=20240024)
     args = ap.parse_args(argv)
     rng = np.random.default_rng(args.seed)
