@@ -285,3 +285,24 @@ def mean_of_means(units: list[np.ndarray]) -> float:
 def diff_of_means(a: str, b: str) -> Callable[[list[dict[str, np.ndarray]]], float]:
     """Mean over agents of (mean of quantity a - mean of quantity b)."""
     return lambda units: float(np.mean([np.mean(u[a]) - np.mean(u[b]) for u in units]))
+
+
+def undefined_agents(units: list[Any]) -> list[int]:
+    """Indices of the agents with a non-finite value (an undefined statistic, never a number)."""
+    def finite(u: Any) -> bool:
+        values = u.values() if isinstance(u, dict) else (u,)
+        return all(np.all(np.isfinite(np.asarray(v, dtype=np.float64))) for v in values)
+
+    return [i for i, u in enumerate(units) if not finite(u)]
+
+
+def require_defined(verdict: Any, units: list[Any], seeds: tuple[int, ...], what: str) -> None:
+    """INCONCLUSIVE ("statistic_undefined") when ``what`` is undefined for some agent: an agent
+    cannot be dropped without biasing the mean over agents, and NaN is never read as 0."""
+    bad = undefined_agents(units)
+    if bad:
+        who = [int(seeds[i]) for i in bad]
+        verdict.unavailable(
+            f"{what} is undefined for {len(bad)} of {len(units)} agents (seeds "
+            f"{', '.join(map(str, who))})", code="statistic_undefined",
+            detail={"what": what, "seeds": who}, n_agents=len(units))

@@ -96,7 +96,9 @@ def test_register_is_idempotent_and_guards_ids() -> None:
 def test_scale_profiles() -> None:
     smoke = get_scale("smoke")
     assert (smoke.envs, smoke.seeds, smoke.iterations, smoke.source) == (
-        ("Hopper-v5",), (0, 1), 30, "train")
+        ("Hopper-v5",), (0, 1, 2), 30, "train")  # 3 seeds: CLAIMS.md's least for a verdict
+    assert smoke.agent_shortfall is None and "not enough agents" in get_scale(
+        "paper-mini").agent_shortfall
     assert smoke.checkpoints == (0, 9, 18, 27) and smoke.late == (18, 27)
     assert get_scale("nightly").checkpoints == (0, 150, 300, 450)
     assert get_scale("default").checkpoints == (0, 300, 450)  # 150 left out, for time
@@ -254,7 +256,7 @@ def test_needs_humanoid(algo, easier, verdict):
 
 @pytest.mark.claim("toy.low")
 def test_value_from_elsewhere(env, algo, verdict):
-    verdict.check_value(0.2, (0.1, 0.3), n_agents=2, confidence_level=verdict.decision_level)
+    verdict.check_value(0.2, (0.1, 0.3), n_agents=3, confidence_level=verdict.decision_level)
 
 
 @pytest.mark.claim("toy.crossing")
@@ -359,7 +361,7 @@ def test_outcomes_rows_and_results_json(toy: pytest.Pytester) -> None:
     assert outcomes == {"passed": 5, "failed": 1, "inconclusive": 9}, result.stdout.str()
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines([
-        "pgclaims scale smoke: Hopper-v5 x ppo, trpo x seeds 0, 1*",
+        "pgclaims scale smoke: Hopper-v5 x ppo, trpo x seeds 0, 1, 2*",
         "*REFUTED toy.high (Fig 0): mean of agent means = 0.09*lies entirely at or below the "
         "threshold 0.5 (claim: > 0.5)",
         "*REPRODUCED 4, REFUTED 1, INCONCLUSIVE 9, ERROR 0",
@@ -577,8 +579,11 @@ def test_workers_share_one_training_run(pytester: pytest.Pytester,
     finally:
         unregister("toy.trained")
         unregister_scale("tiny")
-    # One agent whose two values are equal: no spread is measured, so no verdict.
+    # one agent: INCONCLUSIVE, however its repeats agree (they were the unit, and decided)
     assert _outcomes(result) == {"inconclusive": 2}
+    rows = _results(pytester, "agents")["results"]
+    assert {r["reason_code"] for r in rows} == {"not_enough_agents"}
+    assert "pgclaims warning: 1 agent per environment and algorithm" in result.stdout.str()
     log = (pytester.path / "reports" / "agents" / "progress.log").read_text()
     assert log.count("] training authors Hopper-v5 trpo seed 0 (1 iterations)") == 1, log
     assert len(list(pytester.path.glob(".cache/pgclaims/agents/*/COMPLETE"))) == 1

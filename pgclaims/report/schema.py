@@ -162,6 +162,8 @@ ROW: Spec = {
     "interval_method": (_nullable(STR), False),
     "verdict": (_one_of(*VERDICTS), True),
     "reason": (STR, True),
+    "reason_code": (_nullable(STR), False),
+    "reason_detail": (DICT, False),
     "reading": (_nullable(STR), False),
     "power": (_nullable(DICT), False),
     "agent_values": (_nullable(AGENT_VALUES), False),

@@ -22,6 +22,45 @@ DIRECTIONS = ("<", ">", "<=")
 PARAMETERS = ("env", "algo", "checkpoint", "n")
 """What a claims test may be parametrized over (see :attr:`Claim.over`)."""
 CHECKPOINT_SETS = ("all", "late", "trained")
+MIN_AGENTS = 3
+"""CLAIMS.md "Replication unit": at least 3 agents for a decisive verdict. Fewer agents give
+INCONCLUSIVE ("not enough agents"), whatever the interval; repeats are never the unit."""
+OUTCOMES = ("REPRODUCED", "REFUTED")
+SIZE_RULES = ("max", "has")
+
+
+@dataclass(frozen=True)
+class Size:
+    """A sample size CLAIMS.md ("Sizes", or the claim's own sentence) fixes for a statistic.
+
+    A scale whose field ``field`` falls short (``rule`` "max": its largest value is below
+    ``minimum``; "has": ``minimum`` is not one of its values) measures something else under the
+    claim's name. ``invalidates`` names the verdicts the smaller size cannot support: both, when
+    it can move the statistic either way (those rows are INCONCLUSIVE without measuring), or
+    only the one it biases toward (e.g. estimation noise that can only make a step look as if
+    it lowered reward cannot support REPRODUCED, but leaves a REFUTED standing)."""
+
+    field: str
+    """A :class:`pgclaims.suite.scales.Scale` field of state-action pairs."""
+    minimum: int
+    what: str
+    """What the size is, for the reason, e.g. "true-reward estimates of 1e6 pairs (CLAIMS.md
+    Sizes)"."""
+    rule: str = "max"
+    invalidates: tuple[str, ...] = OUTCOMES
+
+    def __post_init__(self) -> None:
+        if self.rule not in SIZE_RULES:
+            raise ValueError(f"size {self.field}: rule {self.rule!r}, expected {SIZE_RULES}")
+        bad = [o for o in self.invalidates if o not in OUTCOMES]
+        if bad or not self.invalidates:
+            raise ValueError(f"size {self.field}: invalidates {self.invalidates}, expected a "
+                             f"non-empty subset of {OUTCOMES}")
+
+    @property
+    def blocks_all(self) -> bool:
+        """Whether a shortfall leaves no verdict possible (no need to measure)."""
+        return set(self.invalidates) == set(OUTCOMES)
 
 
 @dataclass(frozen=True)
@@ -58,6 +97,9 @@ class Claim:
     """Rows per parametrization: a test that adds its own ``pytest.mark.parametrize`` (e.g.
     grad.decays_with_task's two easier tasks) declares their number here, so that the scale's
     declared family (:func:`pgclaims.suite.family.family_size`) counts its rows."""
+    sizes: tuple[Size, ...] = ()
+    """Sample sizes the statistic is specified at (CLAIMS.md "Sizes"); a scale short of one is
+    INCONCLUSIVE on the verdicts the shortfall cannot support (see :class:`Size`)."""
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
@@ -104,6 +146,24 @@ FRACTION_CHANGE = (-1.0, 1.0)
 ERROR = (0.0, math.inf)
 """A mean relative error, |V - y| / |y| averaged over states."""
 POSITIVE = (0.0, math.inf)
+CONCENTRATED_N = 100_000
+"""CLAIMS.md "Sizes": the 1e5-1e6 end of the N axis for concentration (Figure 1's axis runs
+from 1e2 to 1e6); a grid stopping below 1e5 makes estimates look as if they never
+concentrate."""
+SMOOTH_LANDSCAPE_N = 100_000
+"""CLAIMS.md "Sizes": 100K pairs per point for a smooth landscape (Figure 5's third column)."""
+HIGH_SAMPLE_N = 1_000_000
+"""CLAIMS.md "Sizes": 1e6 pairs for a high-sample step or a step's true-reward estimate
+(Figures 6, 7, 13-18)."""
+TRUE_VALUE_N = 5_000_000
+"""The "~5e6 pairs" of baseline.true_beats_valuenet's sentence (Figure 4's true value)."""
+EVAL_NOISE = ("true-reward estimates of {n:,} pairs (CLAIMS.md Sizes): estimation noise makes "
+              "a step that barely changes the reward look as if it lowered it about half the "
+              "time")
+WEAK_TRUE_VALUE = (Size("true_value_n", TRUE_VALUE_N,
+                        "a true value fit on ~5e6 pairs (the claim's sentence): a true value fit "
+                        "on fewer pairs is a worse baseline, which can only lower c_true",
+                        invalidates=("REFUTED",)),)
 
 _RECORDS = (
     # Gradient estimation (Section 2.1, Figures 1, 2, 9, 10, A.4)
@@ -116,6 +176,10 @@ _RECORDS = (
           "Agreement grows with N: estimates concentrate given enough samples.",
           "pairwise cosine at the largest N minus at 2K", ">", 0.2, "Fig 1, 9",
           over=PER_CHECKPOINT, checkpoints="all", constants=K2,
+          sizes=(Size("n_grid", CONCENTRATED_N,
+                      "an N grid reaching 1e5, the concentrated end of Figure 1's axis "
+                      "(CLAIMS.md Sizes: a short N axis makes estimates look as if they never "
+                      "concentrate)"),),
           support=COSINE_CHANGE),
     Claim("grad.true_cos_low_at_2k", GRAD,
           "At 2K pairs, estimates correlate poorly with the true gradient (late checkpoints).",
@@ -172,7 +236,7 @@ _RECORDS = (
           "A true value baseline (fit to returns with ~5e6 pairs from the current policy) gives "
           "much lower-variance gradients than the value net.",
           "pairwise cosine at 2K: true-value baseline minus value-net baseline", ">", 0.0,
-          "Fig 4", constants=K2,
+          "Fig 4", constants=K2, sizes=WEAK_TRUE_VALUE,
           support=COSINE_CHANGE),
     Claim("baseline.valuenet_beats_zero", VALUE,
           "The value net still reduces variance against no baseline (advantages replaced by "
@@ -182,7 +246,7 @@ _RECORDS = (
     Claim("baseline.valuenet_marginal", VALUE,
           "The value net recovers only a small part of what the true value achieves.",
           "(c_valuenet - c_zero) / (c_true - c_zero), pairwise cosine at 2K", "<", 0.5,
-          "Fig 4, Sec 3", constants=K2),
+          "Fig 4, Sec 3", constants=K2, sizes=WEAK_TRUE_VALUE),
     Claim("baseline.needed_for_reward", VALUE,
           "Agents trained without a baseline reach almost an order of magnitude worse reward.",
           "final mean return: zero-baseline agents / value-net agents (same algorithm, same "
@@ -194,6 +258,10 @@ _RECORDS = (
           "smooth.",
           "Spearman correlation of the grid with an independent high-sample reference grid: "
           "2K minus 100K", "<", 0.0, "Fig 5, 19, 20",
+          constants={"n_low": 2048, "n_high": SMOOTH_LANDSCAPE_N},
+          sizes=(Size("landscape_n", 2048, "a landscape from 2K pairs per point", rule="has"),
+                 Size("landscape_n", SMOOTH_LANDSCAPE_N,
+                      "a landscape from 100K pairs per point (CLAIMS.md Sizes)")),
           support=COSINE_CHANGE),
     Claim("landscape.aligned_early", LANDSCAPE,
           "Early in training, surrogate and true reward agree.",
@@ -203,16 +271,27 @@ _RECORDS = (
     Claim("landscape.misaligned_late", LANDSCAPE,
           "Later, in the 2K regime, the surrogate predicts the true reward less well.",
           "that correlation: late checkpoints minus iteration 0", "<", 0.0, "Fig 6, 7",
+          sizes=(Size("landscape_ref_n", SMOOTH_LANDSCAPE_N,
+                      "a true-reward grid of 100K pairs per point (CLAIMS.md Sizes: a smooth "
+                      "landscape); a noisier grid lowers the correlation by a factor that "
+                      "differs between checkpoints, either way"),),
           support=COSINE_CHANGE),
     Claim("landscape.surrogate_up_reward_down", LANDSCAPE,
           "Late in training, steps that increase the surrogate often decrease the true reward.",
           "fraction of late 2K steps with surrogate(a=1) > surrogate(0) whose true reward "
           "(1e6-pair estimate) falls", ">", 0.25, "Fig 6, 7", constants={"a": 1.0, "n": 2048},
+          sizes=(Size("step_eval_n", HIGH_SAMPLE_N, EVAL_NOISE.format(n=HIGH_SAMPLE_N)
+                      + ", which moves the fraction toward 0.5, above the threshold",
+                      invalidates=("REPRODUCED",)),),
           support=FRACTION),
     Claim("landscape.ppo_high_sample_misleads", LANDSCAPE,
           "With 1e6-pair steps, TRPO's step raises true reward while PPO's step often lowers it.",
           "fraction of high-sample steps lowering true reward: PPO minus TRPO", ">", 0.0,
           "Sec 2.3, Fig 7, 13", over=("env",), needs=("ppo+trpo",),
+          sizes=(Size("high_sample_step_n", HIGH_SAMPLE_N,
+                      "a high-sample step from 1e6 pairs (CLAIMS.md Sizes)"),
+                 Size("step_eval_n", HIGH_SAMPLE_N, EVAL_NOISE.format(n=HIGH_SAMPLE_N)
+                      + ", more often for the algorithm whose steps change it less")),
           support=FRACTION_CHANGE),
     # Sample regime (Section 1, Section 5)
     Claim("regime.more_samples_lower_lr", REGIME,
@@ -284,4 +363,5 @@ def get(claim_id: str) -> Claim:
     return found
 
 
-__all__ = ["CLAIMS", "Claim", "UnknownClaimError", "all_claims", "get", "register", "unregister"]
+__all__ = ["CLAIMS", "MIN_AGENTS", "Claim", "Size", "UnknownClaimError", "all_claims", "get",
+           "register", "unregister"]

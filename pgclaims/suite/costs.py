@@ -215,7 +215,7 @@ def estimate(plan: Plan, rates: Rates) -> Estimate:
            for c in plan.claims}
     for cid in plan.claims:
         fam[family(cid)]["claims"] += 1
-        fam[family(cid)]["lacking"] += cid in plan.lacking
+        fam[family(cid)]["lacking"] += cid in plan.lacking or cid in plan.short
     todo = {t.ident for t in plan.todo()}
     for ident, task in plan.tasks.items():
         if ident not in todo:
@@ -266,6 +266,7 @@ def to_dict(est: Estimate, cores: int, efficiency: float = EFFICIENCY) -> dict[s
         "scale": plan.scale.name, "protocols": list(plan.scale.protocols),
         "claims": len(plan.claims),
         "lacking": {cid: list(m) for cid, m in plan.lacking.items()},
+        "below_size": {cid: plan.short[cid] for cid in plan.short},
         "agents_present": len(plan.present),
         "by_kind": est.by_kind, "by_family": est.by_family,
         "pairs": int(est.pairs), "core_hours": est.core_s / 3600,
@@ -305,12 +306,14 @@ def render(est: Estimate, cores: int, efficiency: float = EFFICIENCY) -> str:
     lines += ["", f"{'claim family':<18} {'claims':>6} {'pairs':>10} {'core-hours':>11}  "
               "(a measurement shared by families counts in each)"]
     for name, row in est.by_family.items():
-        note = f"  {row['lacking']} lacking from the scale" if row["lacking"] else ""
+        note = (f"  {row['lacking']} lacking from the scale or below its sizes"
+                if row["lacking"] else "")
         lines.append(f"{name:<18} {row['claims']:>6} {row['pairs']:>10.3g} "
                      f"{row['core_s'] / 3600:>11.3g}{note}")
-    if plan.lacking:
+    if plan.lacking or plan.short:
         lines.append("INCONCLUSIVE without measuring: " + "; ".join(
-            f"{cid} (lacks {', '.join(m)})" for cid, m in plan.lacking.items()))
+            [f"{cid} (lacks {', '.join(m)})" for cid, m in plan.lacking.items()]
+            + [f"{cid} (below the size CLAIMS.md specifies)" for cid in plan.short]))
     lines += ["", f"wall time at {efficiency:.0%} efficiency (critical path "
               f"{duration(est.critical_s)}):",
               f"  this machine, {local} cores to itself: "

@@ -59,7 +59,7 @@ class Unsupported(Inconclusive):
 
     def __init__(self, lack: str, who: str = "") -> None:
         super().__init__(f"{who + ': ' if who else ''}external agents lack {lack} "
-                         f"({LACKS[lack]})")
+                         f"({LACKS[lack]})", code="agents_lack", detail={"lacks": lack})
         self.lack = lack
 
 

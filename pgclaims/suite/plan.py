@@ -21,6 +21,7 @@ from pgclaims.measure import MeasureConfig, budget
 from pgclaims.measure.sampler import CHUNK
 from pgclaims.suite.claims import Claim, all_claims
 from pgclaims.suite.scales import Scale
+from pgclaims.suite.sizes import blocks_all
 
 CHECKPOINT_SETS = ("first", "last", "late", "all", "first+late")
 
@@ -106,6 +107,9 @@ class Plan:
     """Task ident -> the claim ids whose tests need it."""
     lacking: dict[str, list[str]] = field(default_factory=dict)
     """Claim id -> the capabilities the scale lacks (INCONCLUSIVE without measuring)."""
+    short: dict[str, str] = field(default_factory=dict)
+    """Claim id -> why the scale's sizes leave it no verdict (CLAIMS.md "Sizes"; INCONCLUSIVE
+    without measuring, :mod:`pgclaims.suite.sizes`)."""
     present: set[str] = field(default_factory=set)
     """Idents of tasks already done: committed fixtures ("training"), and ablation runs in
     the ablation store or that are a committed fixture's training ("ablation")."""
@@ -237,6 +241,10 @@ def build(scale: Scale, claim_ids: Iterable[str] | None = None) -> Plan:
         missing = scale.lacks(claim.needs)
         if missing:
             plan.lacking[cid] = missing
+            continue
+        blocked = blocks_all(claim, scale)
+        if blocked:
+            plan.short[cid] = blocked[0]
             continue
         if cid not in USES:
             raise KeyError(f"claim {cid} has no entry in pgclaims.suite.plan.USES: say which "

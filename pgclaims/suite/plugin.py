@@ -284,7 +284,8 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
             raise
         state = state_of(pyfuncitem.config)
         VerdictRecorder(pyfuncitem, claim, state.scale, item_params(pyfuncitem),
-                        error_control=state.error_control).unavailable(exc.reason)
+                        error_control=state.error_control).unavailable(
+            exc.reason, code=exc.code, detail=exc.detail)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

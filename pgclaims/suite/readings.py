@@ -88,9 +88,9 @@ READINGS: Mapping[str, Mapping[str, str]] = {
         "is not marginal relative to the true-value baseline of this scale (fit on few "
         "pairs, so the comparison is weak).")},
     "baseline.needed_for_reward": {"*": (
-        "The zero-baseline agents' mean final return over the value-net agents' is " + COMMON
-        + ": without a baseline the agents reached more than 0.3 of the reward with the same "
-        "budget of pairs.")},
+        "The ratio of the zero-baseline agents' mean final return to the value-net agents' is "
+        + COMMON + ": without a baseline the agents reached more than 0.3 times the reward "
+        "with the same budget of pairs.")},
     "landscape.noisy_at_low_samples": {"*": (
         "The rank agreement of the 2K landscape with the reference is " + COMMON + ": at "
         "this grid size 2K pairs already order the points as the reference does.")},
@@ -108,8 +108,36 @@ READINGS: Mapping[str, Mapping[str, str]] = {
         "The true-reward change of the high-sample step is " + COMMON + ": with many pairs "
         "the step did not lower the reward.")},
     "regime.more_samples_lower_lr": {"*": (
-        "The best LR multiple at the larger batch minus at 2K is " + COMMON + ".")},
+        "The ratio of the best LR at 20480 steps per iteration to the best LR at 2048 "
+        "(geometric mean over agents) is " + COMMON + ": with 10x the samples per iteration "
+        "these agents did best at a larger step size.")},
 }
+
+READ_CODES = ("size_below_spec", "not_enough_agents", "statistic_undefined",
+              "denominator_not_resolved")
+"""``reason_code``s of INCONCLUSIVE rows that get a reading: the ones that say why no verdict
+was possible (a straddling interval needs none)."""
+
+CODE_READINGS: Mapping[str, str] = {
+    "size_below_spec": (
+        "Not decided at this scale, by design: {sizes}. At the smaller size the statistic is "
+        "not the claim's, and its shortfall could produce a {invalidates} verdict on its own. "
+        "{deciders}"),
+    "not_enough_agents": (
+        "{agents} agent(s) behind this row, and CLAIMS.md asks for 3 before any verdict: the "
+        "agent (training seed) is the replication unit, and repeats of one agent say nothing "
+        "about other seeds. The estimate {statistic} is shown for information only."),
+    "statistic_undefined": (
+        "The statistic is not defined for every agent ({what}); an agent cannot be left out "
+        "without biasing the mean over agents, and an undefined value is never read as a "
+        "number."),
+    "denominator_not_resolved": (
+        "This claim's statistic is a ratio, and its denominator {what} has a {den_level} "
+        "interval "
+        "[{den_low}, {den_high}] that is not above 0: the ratio's size and sign are not "
+        "defined by the data."),
+}
+
 
 
 def _mean(values: list[float]) -> float:
@@ -172,12 +200,36 @@ def _num(x: Any) -> str:
     return f"{x:.3g}" if isinstance(x, float) else str(x)
 
 
+def _code_reading(row: Mapping[str, Any]) -> str | None:
+    code = row.get("reason_code")
+    if row.get("verdict") != "INCONCLUSIVE" or code not in CODE_READINGS:
+        return None
+    detail = dict(row.get("reason_detail") or {})
+    sizes = "; ".join(f"{z['what']} (this scale: {z['field']} {_num(z['have'])}, specified "
+                      f"{_num(z['needed'])})" for z in detail.get("sizes", []))
+    deciders = detail.get("decided_by") or []
+    fields = {
+        "sizes": sizes, "invalidates": " or ".join(detail.get("invalidates", [])) or "any",
+        "deciders": (f"Decided by the {', '.join(deciders)} scale." if deciders else
+                     "No built-in scale reaches it."),
+        "agents": _num(detail.get("agents")), "statistic": _num(row.get("statistic")),
+        "what": detail.get("what", "see the reason"),
+        "den_low": _num((detail.get("interval") or [None, None])[0]),
+        "den_high": _num((detail.get("interval") or [None, None])[1]),
+        "den_level": f"{100 * float(detail.get('confidence_level') or 0.95):.6g}%",
+    }
+    return CODE_READINGS[code].format(**fields)
+
+
 def reading(row: Mapping[str, Any]) -> str | None:
-    """The reading of a result row: the filled template of a REFUTED row (a row without a
-    verdict counts as one) and, for :data:`DESCRIPTIONS`' claims, what the runs gave; None
-    when there is neither."""
+    """The reading of a result row: an INCONCLUSIVE row's reading of its :data:`READ_CODES`
+    reason, the filled template of a REFUTED row (a row without a verdict counts as one) and,
+    for :data:`DESCRIPTIONS`' claims, what the runs gave; None when there is none."""
     parts = []
-    if row.get("verdict", "REFUTED") == "REFUTED":
+    coded = _code_reading(row)
+    if coded is not None:
+        parts.append(coded)
+    elif row.get("verdict", "REFUTED") == "REFUTED":
         parts.append(_template(row))
     describe = DESCRIPTIONS.get(row["claim_id"])
     if describe is not None:

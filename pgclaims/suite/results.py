@@ -28,7 +28,7 @@ import numpy as np
 from pgclaims.stats import ErrorControl, family_adjusted
 from pgclaims.suite.claims import Claim, all_claims
 from pgclaims.suite.paper_numbers import paper_number
-from pgclaims.suite.readings import DESCRIPTIONS, reading
+from pgclaims.suite.readings import DESCRIPTIONS, READ_CODES, reading
 from pgclaims.suite.scales import Scale
 
 SCHEMA_VERSION = 1
@@ -109,6 +109,7 @@ def base_row(nodeid: str, claim: Claim, params: Mapping[str, Any]) -> dict[str, 
         "p_refute": None,
         "verdict": "ERROR",
         "reason": NO_VERDICT,
+        "reason_code": None,
         "n_agents": None,
         "n_repeats": None,
         "duration_s": None,
@@ -183,7 +184,9 @@ class Collector:
             row["duration_s"] = round(self._duration.get(nodeid, 0.0), 3)
             if nodeid in self._problem:
                 verdict, reason = self._problem[nodeid]
-                row.update(verdict=verdict, reason=reason)
+                row.update(verdict=verdict, reason=reason,
+                           reason_code=None if verdict in ("ERROR", "PENDING") else "no_data")
+                row.pop("reason_detail", None)
                 if verdict in ("ERROR", "PENDING"):
                     row.update(statistic=None, interval=None, p_value=None, p_refute=None,
                                decision=None)
@@ -329,7 +332,8 @@ def document(run_id: str, created: str, scale: Scale, rows: list[dict[str, Any]]
     the run's (its family size m fixes the Holm / BH family, recorded in provenance)."""
     size = None if error_control is None else error_control.family_size
     rows = [dict(r, reading=reading(r)) if r.get("verdict") == "REFUTED"
-            or r.get("claim_id") in DESCRIPTIONS else r for r in adjust_p_values(rows, size)]
+            or r.get("claim_id") in DESCRIPTIONS or r.get("reason_code") in READ_CODES else r
+            for r in adjust_p_values(rows, size)]
     if error_control is not None:
         prov = {**prov, "error_control": error_control_record(error_control, rows)}
     doc = {

@@ -163,6 +163,36 @@ class Scale:
                     missing.append(atom)
         return missing
 
+    def short_of(self, sizes: Iterable[Any]) -> list[tuple[Any, int]]:
+        """The :class:`pgclaims.suite.claims.Size` requirements this scale does not meet, each
+        with the scale's value (its largest, for a "max" rule)."""
+        fields = self.measure_fields()
+        out = []
+        for size in sizes:
+            have = fields.get(size.field, getattr(self, size.field, None))
+            if have is None:
+                raise ValueError(f"size of field {size.field!r}: scale {self.name} has no such "
+                                 "sample count")
+            values = tuple(have) if isinstance(have, tuple | list) else (int(have),)
+            if size.rule == "has":
+                if size.minimum not in values:
+                    out.append((size, max(values)))
+            elif max(values) < size.minimum:
+                out.append((size, max(values)))
+        return out
+
+    @property
+    def agent_shortfall(self) -> str | None:
+        """Why no verdict of this scale can be decisive, if it has fewer seeds (agents per env
+        and algorithm) than CLAIMS.md's 3; None otherwise."""
+        from pgclaims.suite.claims import MIN_AGENTS
+
+        if len(self.seeds) >= MIN_AGENTS:
+            return None
+        return (f"{len(self.seeds)} agent{'s' if len(self.seeds) != 1 else ''} per environment "
+                f"and algorithm (seeds {', '.join(map(str, self.seeds))}): every verdict is "
+                f"INCONCLUSIVE (not enough agents; CLAIMS.md needs {MIN_AGENTS})")
+
     def true_grad_n_for(self, env_id: str) -> int:
         return dict(self.true_grad_n_by_env).get(env_id, self.true_grad_n)
 
@@ -243,6 +273,8 @@ class Scale:
                else ""),
             f"  wall time     {self.wall_time}",
         ]
+        if self.agent_shortfall:
+            lines.insert(2, f"  warning       {self.agent_shortfall}")
         return "\n".join(lines)
 
 
@@ -255,10 +287,13 @@ step size sits at an edge."""
 
 SMOKE = Scale(
     name="smoke",
-    description="trains its own tiny Hopper agents (30 iterations) and runs every claim at small "
-                "N: checks the pipeline end to end; most verdicts are INCONCLUSIVE",
-    wall_time="about 5-10 min on 2 CPU cores with -n 2, training included (about 4.5e6 pairs)",
-    envs=("Hopper-v5",), algos=("ppo", "trpo"), seeds=(0, 1), iterations=30, source="train",
+    description="trains its own tiny Hopper agents (3 seeds, the fewest CLAIMS.md allows a "
+                "verdict on; 30 iterations) and runs every claim at small N: checks the "
+                "pipeline end to end; most verdicts are INCONCLUSIVE",
+    wall_time="about 5-10 min on 2 CPU cores with -n 2, training included (5.0e6 pairs, 0.19 "
+              "core-hours by `pgclaims plan`, 2026-12-04: the third seed costs what the claims "
+              "now left unmeasured below their sizes saved)",
+    envs=("Hopper-v5",), algos=("ppo", "trpo"), seeds=(0, 1, 2), iterations=30, source="train",
     n_grid=(256, 1024, 2048, 8192), repeats=10, true_grad_n=65_536, heldout_n=2048,
     true_value_n=20_480, landscape_steps=(0.0, 1.5, 3.0), landscape_n=(2048, 4096),
     landscape_ref_n=8192, high_sample_step_n=8192, step_eval_n=8192, bootstrap_resamples=1000,
@@ -323,8 +358,9 @@ PAPER_MINI = Scale(
     description="the paper scale's protocol end to end at toy sizes: trains its own Hopper, "
                 "Walker2d and Humanoid agents (2 seeds, 3 iterations), zero-baseline agents, "
                 "the LR grid at 2048 and 20480 steps per iteration, 7x7 landscapes and the "
-                "high-sample step, so every claim gets a verdict through the paper's code; "
-                "3-iteration agents are not trained agents, so few verdicts mean anything",
+                "high-sample step, so every claim runs through the paper's code; with 2 "
+                "seeds every verdict is INCONCLUSIVE (not enough agents), and 3-iteration "
+                "agents are not trained agents anyway",
     wall_time="38 min measured on 2 CPU cores with -n 2 from a fresh clone, training included "
               "(2026-12-01; about 1.4 core-hours, 1.3e7 pairs, by `pgclaims plan`)",
     envs=("Hopper-v5", "Walker2d-v5", "Humanoid-v5"), algos=("ppo", "trpo"), seeds=(0, 1),

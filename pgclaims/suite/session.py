@@ -36,6 +36,7 @@ from pgclaims.suite.results import (
     set_row,
     write_json,
 )
+from pgclaims.suite.sizes import SIZE_CODE, blocks_all
 from pgclaims.suite.state import RunState, state_of
 from pgclaims.suite.verdicts import RECORDED, Inconclusive, VerdictRecorder
 
@@ -68,6 +69,7 @@ class LackingItem(pytest.Item):
     INCONCLUSIVE outcome with the reason."""
 
     def __init__(self, *, claim: Claim, reason: str, lineno: int, params: dict[str, Any],
+                 code: str = "scale_lacks", detail: dict[str, Any] | None = None,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.claim = claim
@@ -75,12 +77,14 @@ class LackingItem(pytest.Item):
         self.lineno = lineno
         self.params = params
         """The original test's own parametrization (e.g. a ``pytest.mark.parametrize``)."""
+        self.code = code
+        self.detail = detail
 
     def runtest(self) -> None:
         state = state_of(self.config)
         recorder = VerdictRecorder(self, self.claim, state.scale, self.params,
                                    error_control=state.error_control)
-        recorder.unavailable(self.reason)
+        recorder.unavailable(self.reason, code=self.code, detail=self.detail)
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, self.lineno, self.name
@@ -115,6 +119,8 @@ class RunSession:
                  f"pgclaims run {s.run_id} -> {s.run_dir}; "
                  f"{describe_source(s.scale, cache_root(s.rootdir))}",
                  f"pgclaims error control: {s.error_control.describe()}"]
+        if s.scale.agent_shortfall:
+            lines.append(f"pgclaims warning: {s.scale.agent_shortfall}")
         if config.option.verbose > 0:
             lines += s.scale.describe().splitlines()[1:]
         return lines
@@ -171,10 +177,14 @@ class RunSession:
                 continue
             params = item_params(item)
             missing = s.scale.lacks(claim.needs)
-            if missing:
+            blocked = None if missing else blocks_all(claim, s.scale)
+            if missing or blocked:
+                reason, code, detail = (
+                    (lacking_reason(claim, s.scale_label, missing), "scale_lacks",
+                     {"lacks": missing}) if missing else (blocked[0], SIZE_CODE, blocked[1]))
                 lacking = LackingItem.from_parent(
                     item.parent, name=item.name, claim=claim, lineno=item.location[1] or 0,
-                    reason=lacking_reason(claim, s.scale_label, missing), params=params)
+                    reason=reason, params=params, code=code, detail=detail)
                 lacking.own_markers.extend(item.own_markers)
                 lacking.keywords.update({m.name: m for m in item.own_markers})
                 item = lacking

@@ -8,6 +8,7 @@ plugin reports as its own outcome (neither a pass, a skip nor a failure).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, NoReturn
@@ -16,21 +17,45 @@ import numpy as np
 import pytest
 
 from pgclaims import stats
-from pgclaims.suite.claims import Claim
+from pgclaims.suite.claims import MIN_AGENTS, Claim
 from pgclaims.suite.results import base_row, plain, row_of, seed_for, set_row
 from pgclaims.suite.scales import Scale
 
 RECORDED = pytest.StashKey[bool]()
 """Set on an item once its verdict is recorded."""
+REASON_CODES = {
+    "interval_straddles": "the interval lies on neither side of the threshold",
+    "not_enough_agents": "fewer than 3 agents (CLAIMS.md Replication unit)",
+    "size_below_spec": "the scale measures below a size CLAIMS.md specifies (Sizes)",
+    "statistic_undefined": "the statistic is undefined for an agent (e.g. a constant grid)",
+    "denominator_not_resolved": "a ratio whose denominator's interval is not on one side of 0",
+    "censored": "the statistic is only bounded by the scale's grid, on neither side",
+    "scale_lacks": "the scale lacks a capability the claim needs",
+    "agents_lack": "the (external) agents lack what the measurement needs",
+    "no_data": "the data the statistic needs did not occur (e.g. no qualifying step)",
+    "no_spread": "every agent gives the same value on a discrete grid: no spread to measure",
+}
+"""results.json ``reason_code`` of INCONCLUSIVE rows (docs/results-schema.md)."""
 
 
 class Inconclusive(Exception):
     """The claim could not be decided: the interval straddles the threshold, or the data is
-    not available at this scale. Reported as INCONCLUSIVE, never as a skip or a failure."""
+    not available at this scale. Reported as INCONCLUSIVE, never as a skip or a failure.
+    ``code`` is one of :data:`REASON_CODES` (machine-readable), ``detail`` its JSON data."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, code: str = "no_data",
+                 detail: Mapping[str, Any] | None = None) -> None:
         super().__init__(reason)
+        if code not in REASON_CODES:
+            raise ValueError(f"reason code {code!r}: expected one of {sorted(REASON_CODES)}")
         self.reason = reason
+        self.code = code
+        self.detail = dict(detail or {})
+
+
+def _satisfies(value: float, threshold: float, direction: str) -> bool:
+    """Whether ``value`` lies on the claim's side of ``threshold``."""
+    return {"<": value < threshold, "<=": value <= threshold, ">": value > threshold}[direction]
 
 
 def _fmt(x: float | None) -> str:
@@ -74,7 +99,16 @@ class VerdictRecorder:
         as the row's ``extra`` (JSON built-ins; e.g. per-agent values for the report).
         ``censored(outcome)``: for units that are only bounds (CLAIMS.md "Censoring"), the
         reason a decisive outcome is not established by the bounds, or None; the row is then
-        INCONCLUSIVE with that reason, its statistic and interval kept."""
+        INCONCLUSIVE with that reason, its statistic and interval kept.
+
+        One agent: the estimate only, never an interval over its repeats (INCONCLUSIVE, not
+        enough agents); two agents: the interval over both, and still INCONCLUSIVE."""
+        if len(units) < 2:
+            estimate = float(statistic(list(units))) if len(units) else None
+            verdict = stats.Verdict(stats.Outcome.INCONCLUSIVE, estimate, None,
+                                    self.claim.threshold, self.claim.direction,
+                                    "no interval", None)
+            return self._finish(verdict, len(units), None, params, extra)
         interval, replicates = self._interval(units, statistic, paired, vectorized,
                                               self.scale.confidence_level)
         if interval.pivot is not None:
@@ -91,6 +125,9 @@ class VerdictRecorder:
         if why:
             verdict = replace(verdict, outcome=stats.Outcome.INCONCLUSIVE,
                               reason=f"{verdict.reason}, but censored: {why}")
+            return self._finish(verdict, interval.n_agents, interval.n_repeats, params, extra,
+                                interval, decision, code="censored",
+                                agent_values=_agent_values(units, statistic, paired, vectorized))
         return self._finish(verdict, interval.n_agents, interval.n_repeats, params, extra,
                             interval, decision,
                             agent_values=_agent_values(units, statistic, paired, vectorized))
@@ -107,6 +144,98 @@ class VerdictRecorder:
         decision = interval.at(self.decision_level)
         return stats.decide(decision, thr, self.claim.direction, p_value=claim_p,
                             p_refute=refute_p), decision
+
+    def check_ratio(self, units: Sequence[Any], ratio: Callable[[list[Any]], Any],
+                    denominator: Callable[[list[Any]], Any], *, what: str,
+                    paired: bool = False, params: Mapping[str, Any] | None = None,
+                    extra: Mapping[str, Any] | None = None) -> stats.Verdict:
+        """:meth:`check` of a ratio statistic whose ``denominator`` (a statistic of the same
+        units, e.g. c_true - c_zero) must be established above 0 first: with its interval (same
+        method, at the run's decision level, so a denominator truly at or below 0 passes no
+        more often than a row errs) not wholly above 0 the ratio's size and sign mean nothing,
+        and the row is INCONCLUSIVE ("denominator_not_resolved") with that interval."""
+        if len(units) >= MIN_AGENTS:
+            den, _ = stats.hierarchical_bootstrap(
+                units, denominator, n_resamples=self.scale.bootstrap_resamples,
+                confidence_level=self.decision_level, rng=self.seed,
+                method=self.scale.bootstrap_method, paired=paired)
+            if not den.low > 0:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    value = float(ratio(list(units)))
+                level = stats.level_text(self.decision_level)
+                self.unavailable(
+                    f"the ratio's denominator ({what}) is {_fmt(den.estimate)} with {level} "
+                    f"interval [{_fmt(den.low)}, {_fmt(den.high)}], not wholly above 0: the "
+                    "ratio is not defined by the data", code="denominator_not_resolved",
+                    detail={"what": what, "estimate": den.estimate,
+                            "interval": [den.low, den.high],
+                            "confidence_level": self.decision_level},
+                    statistic=value if np.isfinite(value) else None, n_agents=len(units),
+                    params=params, extra=extra)
+        return self.check(units, ratio, paired=paired, params=params, extra=extra)
+
+    def check_geometric(self, units: Sequence[Any], log_statistic: Callable[[list[Any]], Any],
+                        *, unsupported: Mapping[str, tuple[str, str]] | None = None,
+                        params: Mapping[str, Any] | None = None,
+                        extra: Mapping[str, Any] | None = None) -> stats.Verdict:
+        """:meth:`check` of a ratio that is a geometric mean over agents: ``log_statistic`` is
+        the statistic's log (e.g. the mean of per-agent log ratios). Interval and p-values are
+        computed on the log scale against log(threshold) and decided at the run's level, then
+        shown as ratios (the verdict is the same, exp being monotone). ``unsupported`` maps
+        "REPRODUCED"/"REFUTED" to (reason, code) for verdicts the data cannot support (e.g.
+        values censored by a grid)."""
+        threshold = self.claim.threshold
+        if not threshold > 0:
+            raise ValueError(f"claim {self.claim.id}: a geometric mean needs a positive "
+                             f"threshold, got {threshold}")
+        if len(units) < 2:
+            return self.check(units, lambda us: math.exp(log_statistic(us)), params=params,
+                              extra=extra)
+        log_thr = math.log(threshold)
+        iv, replicates = stats.hierarchical_bootstrap(
+            units, log_statistic, n_resamples=self.scale.bootstrap_resamples,
+            confidence_level=self.scale.confidence_level, rng=self.seed,
+            method=self.scale.bootstrap_method)
+        if iv.pivot is not None:
+            log_verdict, log_decision = self.decide_at_level(iv, log_thr)
+            p_claim, p_refute = log_verdict.p_value, log_verdict.p_refute
+        else:
+            log_decision = iv if iv.confidence_level == self.decision_level else (
+                stats.hierarchical_bootstrap(
+                    units, log_statistic, n_resamples=self.scale.bootstrap_resamples,
+                    confidence_level=self.decision_level, rng=self.seed,
+                    method=self.scale.bootstrap_method)[0])
+            p_values = self._bootstrap_p_values(replicates, iv.estimate, log_thr)
+            p_claim, p_refute = p_values if p_values is not None else (None, None)
+
+        def exp_of(i: stats.Interval) -> stats.Interval:
+            return replace(i, low=math.exp(i.low), high=math.exp(i.high),
+                           estimate=math.exp(i.estimate), method=f"{i.method}, log scale",
+                           pivot=None)
+
+        back, decision = exp_of(iv), exp_of(log_decision)
+        verdict = stats.decide(decision, threshold, self.claim.direction, p_value=p_claim,
+                               p_refute=p_refute)
+        blocked = dict(unsupported or {})
+        if iv.high == iv.low:
+            why = (f"every one of the {iv.n_agents} agents gives the same value, so the "
+                   "interval has no width and says nothing about other agents")
+            # the side the agents' common value lies on, had it decided: say if censoring
+            # would have blocked that too
+            side = "REPRODUCED" if _satisfies(back.estimate, threshold,
+                                              self.claim.direction) else "REFUTED"
+            also = f"; {blocked[side][0]}" if side in blocked else ""
+            verdict = replace(verdict, outcome=stats.Outcome.INCONCLUSIVE,
+                              reason=f"{why}{also}; {verdict.reason}")
+            return self._finish(verdict, iv.n_agents, iv.n_repeats, params, extra, back,
+                                decision, code="no_spread")
+        if verdict.outcome.value in blocked:
+            why, code = blocked[verdict.outcome.value]
+            verdict = replace(verdict, outcome=stats.Outcome.INCONCLUSIVE,
+                              reason=f"{why}; {verdict.reason}")
+            return self._finish(verdict, iv.n_agents, iv.n_repeats, params, extra, back,
+                                decision, code=code)
+        return self._finish(verdict, iv.n_agents, iv.n_repeats, params, extra, back, decision)
 
     def check_value(self, estimate: float | None, interval: tuple[float, float] | None, *,
                     p_value: float | None = None, n_agents: int | None = None,
@@ -137,11 +266,15 @@ class VerdictRecorder:
                             None if short else iv)
 
     def check_crossing(self, n_grid: Sequence[float], curves: np.ndarray, *,
+                       unsupported: Mapping[str, tuple[str, str, Mapping[str, Any]]]
+                       | None = None,
                        params: Mapping[str, Any] | None = None,
                        extra: Mapping[str, Any] | None = None) -> stats.Verdict:
         """Censored crossing (CLAIMS.md "Censoring"): ``curves`` has one row per agent over
         ``n_grid``; the level is the claim's ``constants["level"]``. Decided on the band at the
-        run's decision level; the band at the scale's 95% is kept for reading."""
+        run's decision level; the band at the scale's 95% is kept for reading. ``unsupported``
+        maps "REPRODUCED"/"REFUTED" to (reason, code, detail) for a verdict the curves cannot
+        support (e.g. a curve capped below the level by construction)."""
         level = self.claim.constants.get("level")
         if level is None:
             raise ValueError(f"claim {self.claim.id} has no constants['level'] to cross")
@@ -158,8 +291,16 @@ class VerdictRecorder:
         info = {"crossing": str(estimate), "band": None if shown_band is None else
                 [str(b) for b in shown_band],
                 "decision_band": None if band is None else [str(b) for b in band]}
+        ends = (estimate, *(band or ()))
+        code = "censored" if any(e.censoring != "none" for e in ends) else None
+        detail = None
+        if verdict.outcome.value in (unsupported or {}):
+            why, code, detail = unsupported[verdict.outcome.value]  # type: ignore[index]
+            verdict = replace(verdict, outcome=stats.Outcome.INCONCLUSIVE,
+                              reason=f"{why}; {verdict.reason}")
         return self._finish(verdict, len(curves), 1, params, {**info, **(extra or {})},
-                            shown_interval=shown.interval, decided_on=verdict.interval)
+                            shown_interval=shown.interval, decided_on=verdict.interval,
+                            code=code, detail=detail)
 
     def record(self, verdict: stats.Verdict, *, n_agents: int | None = None,
                n_repeats: int | None = None, params: Mapping[str, Any] | None = None,
@@ -173,13 +314,19 @@ class VerdictRecorder:
                 f"is {self.claim.rule}: take the threshold from the claim record")
         return self._finish(verdict, n_agents, n_repeats, params, extra, external=True)
 
-    def unavailable(self, reason: str, *, params: Mapping[str, Any] | None = None,
+    def unavailable(self, reason: str, *, code: str = "no_data",
+                    detail: Mapping[str, Any] | None = None,
+                    statistic: float | None = None, n_agents: int | None = None,
+                    params: Mapping[str, Any] | None = None,
                     extra: Mapping[str, Any] | None = None) -> NoReturn:
-        """INCONCLUSIVE because the data is not available (say why, e.g. "scale smoke has no
-        zero-baseline agents")."""
+        """INCONCLUSIVE because the data is not available or the statistic is not defined (say
+        why, e.g. "scale smoke has no zero-baseline agents"); ``code`` is one of
+        :data:`REASON_CODES`, ``detail`` its JSON data, ``statistic`` an estimate to show."""
         verdict = stats.decide(None, self.claim.threshold, self.claim.direction,
                                unavailable_reason=reason)
-        self._finish(verdict, None, None, params, extra)
+        if statistic is not None:
+            verdict = replace(verdict, statistic=float(statistic))
+        self._finish(verdict, n_agents, None, params, extra, code=code, detail=detail)
         raise AssertionError("unreachable")  # _finish raised Inconclusive
 
     # -- internals -------------------------------------------------------------------------
@@ -192,15 +339,40 @@ class VerdictRecorder:
             confidence_level=level, rng=self.seed, method=self.scale.bootstrap_method,
             paired=paired, vectorized=vectorized, support=self.claim.support)
 
-    def _bootstrap_p_values(self, replicates: np.ndarray,
-                            estimate: float) -> tuple[float, float] | None:
+    def _bootstrap_p_values(self, replicates: np.ndarray, estimate: float,
+                            threshold: float | None = None) -> tuple[float, float] | None:
         c = self.claim
+        thr = c.threshold if threshold is None else threshold
         other = ">" if c.direction in ("<", "<=") else "<"
         try:
-            return (stats.one_sided_p_value(replicates, estimate, c.threshold, c.direction),
-                    stats.one_sided_p_value(replicates, estimate, c.threshold, other))
+            return (stats.one_sided_p_value(replicates, estimate, thr, c.direction),
+                    stats.one_sided_p_value(replicates, estimate, thr, other))
         except ValueError:  # non-finite replicates or estimate: no p-value, the interval decides
             return None
+
+    def _guard(self, verdict: stats.Verdict, n_agents: int | None, code: str | None,
+               detail: Mapping[str, Any] | None
+               ) -> tuple[stats.Verdict, str | None, Mapping[str, Any] | None]:
+        """The verdict the scale can support: INCONCLUSIVE below 3 agents (CLAIMS.md
+        Replication unit) or below a size that invalidates it (:mod:`pgclaims.suite.sizes`),
+        with the reason first and the interval's own reason after it."""
+        from pgclaims.suite.sizes import SIZE_CODE, shortfall
+
+        inconclusive = stats.Outcome.INCONCLUSIVE
+        if n_agents is not None and n_agents < MIN_AGENTS:
+            why = (f"not enough agents: {n_agents} (CLAIMS.md needs {MIN_AGENTS} for a decisive "
+                   f"verdict; repeats of one agent are never the unit)")
+            return (replace(verdict, outcome=inconclusive, p_value=None,
+                                        reason=f"{why}; {verdict.reason}"),
+                    "not_enough_agents", {"agents": n_agents, "needed": MIN_AGENTS})
+        if verdict.outcome is not inconclusive:
+            short = shortfall(self.claim, self.scale, verdict.outcome.value)
+            if short is not None:
+                why, found = short
+                return (replace(verdict, outcome=inconclusive,
+                                            reason=f"{why}; {verdict.reason}"), SIZE_CODE, found)
+            return verdict, None, None
+        return verdict, code or "interval_straddles", detail
 
     def _finish(self, verdict: stats.Verdict, n_agents: int | None, n_repeats: int | None,
                 params: Mapping[str, Any] | None, extra: Mapping[str, Any] | None,
@@ -208,13 +380,16 @@ class VerdictRecorder:
                 decision: stats.Interval | None = None,
                 shown_interval: tuple[float, float] | None = None,
                 decided_on: tuple[float, float] | None = None,
-                external: bool = False,
+                external: bool = False, *, code: str | None = None,
+                detail: Mapping[str, Any] | None = None,
                 agent_values: list[stats.AgentValue] | None = None) -> stats.Verdict:
         """Record the row. ``interval`` (or ``shown_interval``) is the one shown (the scale's
         95%), ``decision`` (or ``decided_on``) the one the verdict was decided on (the run's
-        level); ``external``: the verdict was decided elsewhere (:meth:`record`);
+        level); ``external``: the verdict was decided elsewhere (:meth:`record`). ``code`` and
+        ``detail``: an INCONCLUSIVE row's reason code (:data:`REASON_CODES`) and its data;
         ``agent_values``: each agent's value and within-agent variance (the variance components
         that set repeats)."""
+        verdict, code, detail = self._guard(verdict, n_agents, code, detail)
         if self.item.stash.get(RECORDED, False):
             raise RuntimeError(f"{self.item.nodeid}: a verdict was already recorded; one claims "
                                "test reaches one verdict (split it or parametrize it)")
@@ -225,7 +400,9 @@ class VerdictRecorder:
         if params:
             row["params"] = {**row["params"], **plain(dict(params))}
         row.update(plain(verdict.to_dict()))
-        row.update(n_agents=plain(n_agents), n_repeats=plain(n_repeats))
+        row.update(n_agents=plain(n_agents), n_repeats=plain(n_repeats), reason_code=code)
+        if detail:
+            row["reason_detail"] = plain(dict(detail))
         if interval is not None:
             row["interval"] = plain([interval.low, interval.high])
             row["interval_method"] = interval.method
@@ -247,7 +424,7 @@ class VerdictRecorder:
             if power is not None:
                 row["power"] = plain(power.to_dict())
         set_row(self.item.user_properties, row)
-        self._raise_for(verdict)
+        self._raise_for(verdict, code or "interval_straddles")
         return verdict
 
     def _decision(self, decision: stats.Interval | None, decided_on: tuple[float, float] | None,
@@ -264,14 +441,14 @@ class VerdictRecorder:
             out.update(interval=list(decided_on), method="crossing band")
         return plain(out)
 
-    def _raise_for(self, verdict: stats.Verdict) -> None:
+    def _raise_for(self, verdict: stats.Verdict, code: str) -> None:
         c = self.claim
         if verdict.outcome is stats.Outcome.REFUTED:
             pytest.fail(f"REFUTED {c.id} ({c.paper}): {c.statistic} = "
                         f"{_fmt(verdict.statistic)}; {verdict.reason} (claim: {c.rule})",
                         pytrace=False)
         if verdict.outcome is stats.Outcome.INCONCLUSIVE:
-            raise Inconclusive(f"{c.id} ({c.paper}): {verdict.reason}")
+            raise Inconclusive(f"{c.id} ({c.paper}): {verdict.reason}", code=code)
 
 
 def _agent_values(units: Sequence[Any], statistic: Callable[[list[Any]], Any], paired: bool,
