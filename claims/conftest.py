@@ -191,21 +191,23 @@ class Study:
     def true_cos(self, g: measure.GradientStudy, n: int | None = None) -> np.ndarray:
         """Cosines with the true gradient as the protocol defines them: the paper's raw cosine,
         or (corrected) the one whose |g_true| is freed of the true gradient's own sampling
-        noise, which otherwise pulls every cosine toward 0. All N, or the row at ``n``."""
+        noise, which otherwise pulls every cosine toward 0 (defined for every study: its
+        squared norm is shrunk by its own standard error, :mod:`pgclaims.measure.cosines`).
+        All N, or the row at ``n``."""
         if self.protocol.true_cosine == "debiased":
             cos = g.true_cos_debiased
-            if cos is None:
-                raise ValueError("this cached gradient study has no noise-corrected cosine; "
-                                 "clear .cache/pgclaims/measure and re-run")
-            if np.isnan(cos).any():  # U <= 0: no agent may be dropped, so no verdict
-                frac = [f for f in g.meta.get("true_grad_signal_fraction", []) if f is not None]
-                span = f" (signal fraction {min(frac):.2f} to {max(frac):.2f})" if frac else ""
+            if cos is None or "true_grad_sq_var" not in g.meta:
+                raise ValueError("this cached gradient study predates the shrunk noise-corrected "
+                                 "cosine; clear .cache/pgclaims/measure and re-run")
+            if np.isnan(cos).any():  # a pool of fewer than 2 independent groups
                 raise Inconclusive(
                     f"noise-corrected cosine undefined for {int(np.isnan(cos).sum())} of "
-                    f"{cos.size} estimates of one agent's study: the unbiased estimate of "
-                    f"|g_true|^2 from its {g.meta.get('true_grad_pairs', '?')}-pair true "
-                    f"gradient is not positive{span}, i.e. the true gradient is not resolved "
-                    "from its own sampling noise at this scale (a larger true_grad_n decides)")
+                    f"{cos.size} estimates of one agent's study: its "
+                    f"{g.meta.get('true_grad_pairs', '?')}-pair true gradient has fewer than 2 "
+                    "independent groups of chunks, so neither |g_true|^2 nor its noise can be "
+                    "estimated (more repeats or a larger true_grad_n decides)",
+                    code="statistic_undefined",
+                    detail={"what": "noise-corrected cosine with the true gradient"})
         else:
             cos = g.true_cos
         return cos if n is None else cos[g.at(n)]

@@ -385,19 +385,19 @@ def test_cache_computes_once(bandit: Agent, cache_root: Path) -> None:
 
 def test_a_version_bump_recomputes_only_the_kinds_it_changed(
         bandit: Agent, cache_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Version 3 changed algorithm steps: cached gradient and value studies of version 2 are
-    still read, step and landscape studies are computed again."""
+    """Version 4 changed gradient studies (the shrunk noise-corrected cosine): cached value,
+    step and landscape studies of version 3 are still read, gradient studies computed again."""
     toy = Toy(np.array([1.0]), {})
     calls, compute = counting(toy)
-    monkeypatch.setattr(cache, "MEASURE_VERSION", 2)
-    for kind in ("gradients", "value", "steps", "landscape"):
-        cache.cached(kind, bandit, {}, SEED, Toy, compute)
-    assert len(calls) == 4
     monkeypatch.setattr(cache, "MEASURE_VERSION", 3)
     for kind in ("gradients", "value", "steps", "landscape"):
         cache.cached(kind, bandit, {}, SEED, Toy, compute)
-    assert len(calls) == 6
-    assert [len(cache.records(k)) for k in ("gradients", "steps")] == [1, 1]
+    assert len(calls) == 4
+    monkeypatch.setattr(cache, "MEASURE_VERSION", 4)
+    for kind in ("gradients", "value", "steps", "landscape"):
+        cache.cached(kind, bandit, {}, SEED, Toy, compute)
+    assert len(calls) == 5
+    assert [len(cache.records(k)) for k in ("gradients", "steps")] == [2, 1]
 
 
 def test_agent_id_covers_the_normalizer_statistics(bandit: Agent) -> None:

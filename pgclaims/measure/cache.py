@@ -33,17 +33,19 @@ from pgclaims.agents.agent import Agent
 from pgclaims.agents.networks import flat_params
 from pgclaims.agents.sims import MUJOCO_ENVS, supports
 
-MEASURE_VERSION = 3
+MEASURE_VERSION = 4
 """Bump when a change alters what a measurement returns for the same inputs (2: the batched
 MuJoCo sampler is the default for Hopper-v5, Walker2d-v5 and Humanoid-v5, and agent ids cover
 the normalizer statistics; 3: a PPO step starts from a copy of the checkpoint's Adam state,
-which earlier steps of the same process used to advance in place). A bump that changes a kind
-listed in :data:`KIND_VERSIONS` takes that kind out of it."""
+which earlier steps of the same process used to advance in place; 4: the gradient study's
+noise-corrected cosine divides by the shrunk |g_true|^2, defined for every study). A bump that
+changes a kind listed in :data:`KIND_VERSIONS` takes that kind out of it."""
 
-KIND_VERSIONS = {"gradients": 2, "value": 2}
+KIND_VERSIONS = {"value": 2, "steps": 3, "landscape": 3}
 """Kinds whose results the latest bumps did not change keep their version, so their cached
 results stay valid: version 3 changed algorithm steps only, which the gradient and value
-studies never take (the step and landscape studies do)."""
+studies never take (the step and landscape studies do); version 4 changed gradient studies
+only."""
 
 
 def version(kind: str) -> int:

@@ -17,17 +17,20 @@ Noise-corrected cosine (``true_cos_debiased``; the estimator is in :mod:`.cosine
 i's true-gradient pool P is a union of m independent 2048-pair chunks j (fresh resets, disjoint
 from estimate i). With mu_P, sd_P its pooled advantage mean and deviation and u_j =
 sum_{t in j} grad log pi_t (A_t - mu_P), the true gradient is exactly S / (n_P sd_P), S =
-sum_j u_j. The corrected cosine is <e_i, S> / n_P over |e_i| sqrt(U), U the U-statistic of
+sum_j u_j. The corrected cosine is <e_i, S> / n_P over |e_i| sqrt(U_s), U the U-statistic of
 |h|^2 over pairs of distinct chunks, h = E[grad log pi (A - mu)] the exact gradient up to the
-positive 1/sigma (which cancels): it estimates cos(e_i, h), while the raw cosine is it times
-sqrt(meta "true_grad_signal_fraction") < 1. NaN where U <= 0 (counted in meta); not clipped.
+positive 1/sigma (which cancels), and U_s = U shrunk by its own jackknife variance over the
+pool's independent groups (the other streams; the extra pool in stream-sized blocks), so that
+it is defined for every study (:func:`.cosines.shrunk_sq_norm`): it estimates cos(e_i, h).
+The raw cosine is it times sqrt(U_s / U) sqrt(meta "true_grad_signal_fraction"); meta keeps
+U and its variance per repeat ("true_grad_sq", "true_grad_sq_var"). NaN only for a pool of
+fewer than 2 groups (counted in meta); not clipped.
 Centering: the shared mu_P couples the chunks (u_j = H_j - (mu_P - mu) G_j, H_j and G_j the
 chunk's sums of grad log pi (A - mu) and of grad log pi, independent across chunks), which
 biases S / n_P and U by O(1/n_P) relative, with no tr(Cov) factor: negligible beside the
 tr(Cov) / (n_P |h|^2) that U removes. Centering each chunk on its own mean would make the units
 independent but give each an O(1/CHUNK) bias and a scale unlike the true gradient's. Samples
-of one chunk share trajectories, so pairs within a chunk never enter U. All chunks have CHUNK
-pairs, so |debiased| >= |raw| wherever defined.
+of one chunk share trajectories, so pairs within a chunk never enter U.
 
 Chunks are drawn and reduced to their statistics in worker processes
 (:func:`pgclaims.measure.parallel.chunk_map`) and combined here in a fixed order, so a study is
@@ -48,9 +51,12 @@ from pgclaims.agents.agent import Agent, advantages
 from pgclaims.agents.networks import GaussianPolicy, ValueNet, flat_grad
 from pgclaims.agents.rollout import Batch
 from pgclaims.measure.cosines import (
+    SHRINK,
     centered_sq,
     cosine,
+    cross_pool_sq_norm,
     debiased_cosines,
+    group_jackknife_var,
     loo_pairwise,
     signal_fraction,
     unit_moments,
@@ -163,6 +169,19 @@ def pooled_stats(agent: Agent, n: int, rng_path: tuple[int, ...], seed: int,
     return total
 
 
+def _pool_var(groups: list[GradStats], moments: np.ndarray, mu: float) -> float:
+    """Jackknife variance of the pool's U over its independent groups (the other streams, and
+    the extra pool in stream-sized blocks), centred on the pool's mean advantage ``mu``."""
+    sums = np.stack([g.s_ga - mu * g.s_g for g in groups])
+    sq = np.array([centered_sq(m, mu) for m in moments])
+    weight = np.array([float(g.n) for g in groups])
+    return group_jackknife_var(sums, sq, weight, moments[:, 3])
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None
+
+
 def _moments(stats: GradStats) -> np.ndarray:
     return unit_moments(stats.s_ga, stats.s_g, stats.n)
 
@@ -228,12 +247,14 @@ def gradient_study(agent: Agent, n_grid: tuple[int, ...], repeats: int, true_gra
     for i in range(repeats):
         jobs += [(n, (0, i, k), names) for k, n in enumerate(small)]
         jobs += [(CHUNK, (1, i, c), names) for c in range(n_max // CHUNK)]
-    jobs += [(CHUNK, (3, c), ("valuenet",)) for c in range(-(-extra_n // CHUNK))]
+    jobs += [(CHUNK, (3, c), ("valuenet",)) for c in range(-(-extra_n // CHUNK))]  # extra pool
 
     est = {b: np.zeros((len(small) + len(big), repeats, dim)) for b in names}
-    pools: list[GradStats] = []
-    moments = np.zeros((repeats + 1, 4))  # summed unit_moments per stream, then the extra pool
-    extra = GradStats.zeros(dim)
+    pools: list[GradStats] = []  # per stream, then the extra pool in stream-sized blocks
+    per_block = n_max // CHUNK
+    extra_chunks = -(-extra_n // CHUNK)
+    n_blocks = -(-extra_chunks // per_block)
+    moments = np.zeros((repeats + n_blocks, 4))  # summed unit_moments of each of those groups
     with closing(chunk_map(agent, reduce, jobs, seed, workers)) as results:
         for i in range(repeats):
             for k, n in enumerate(small):
@@ -257,14 +278,17 @@ def gradient_study(agent: Agent, n_grid: tuple[int, ...], repeats: int, true_gra
             pools.append(acc["valuenet"])
             if progress:
                 progress(f"gradient stream {i + 1}/{repeats} ({pairs} pairs)")
-        for chunk in results:
+        pools += [GradStats.zeros(dim) for _ in range(n_blocks)]
+        for c, chunk in enumerate(results):
             pairs += CHUNK
-            extra = extra + chunk.stats["valuenet"]
-            moments[repeats] += _moments(chunk.stats["valuenet"])
-    total = sum(pools[1:], pools[0]) + extra
+            block = repeats + c // per_block
+            pools[block] = pools[block] + chunk.stats["valuenet"]
+            moments[block] += _moments(chunk.stats["valuenet"])
+    total = sum(pools[1:], pools[0])
+    extra_pairs = total.n - sum(p.n for p in pools[:repeats])
     true_cos = np.zeros((len(small) + len(big), repeats))
     debiased = np.zeros_like(true_cos)
-    fraction = []
+    fraction, sq_norm, sq_var = [], [], []
     for i in range(repeats):
         others = GradStats(total.s_ga - pools[i].s_ga, total.s_g - pools[i].s_g,
                            total.s_a - pools[i].s_a, total.s_a2 - pools[i].s_a2,
@@ -273,11 +297,15 @@ def gradient_study(agent: Agent, n_grid: tuple[int, ...], repeats: int, true_gra
         for k in range(len(small) + len(big)):
             true_cos[k, i] = cosine(est["valuenet"][k, i], g_true)
         mu = others.s_a / others.n
-        mom = moments[[j for j in range(repeats + 1) if j != i]].sum(axis=0)
+        keep = [j for j in range(len(pools)) if j != i]
+        mom = moments[keep].sum(axis=0)
         pool = (others.s_ga - mu * others.s_g, centered_sq(mom, mu), others.n, mom[3])
-        debiased[:, i] = debiased_cosines(est["valuenet"][:, i], *pool)
+        var = _pool_var([pools[j] for j in keep], moments[keep], mu)
+        debiased[:, i] = debiased_cosines(est["valuenet"][:, i], *pool, var=var)
         fraction.append(signal_fraction(*pool))
-    units = (repeats - 1) * (n_max // CHUNK) + extra.n // CHUNK
+        sq_norm.append(cross_pool_sq_norm(*pool))
+        sq_var.append(var)
+    units = (repeats - 1) * per_block + extra_pairs // CHUNK
     return GradientStudy(
         n=np.asarray(small + big),
         pairwise={b: np.stack([loo_pairwise(est[b][k]) for k in range(len(small) + len(big))])
@@ -289,16 +317,22 @@ def gradient_study(agent: Agent, n_grid: tuple[int, ...], repeats: int, true_gra
         meta={
             "true_gradient": "leave-one-pool-out: the other streams' full pools plus a shared "
                              "extra pool, disjoint from the estimate",
-            "true_cos_debiased": "<e, S>/n_P / (|e| sqrt(U)), U the U-statistic of |g|^2 over "
-                                 "pairs of distinct chunks of the true gradient's pool",
+            "true_cos_debiased": "<e, S>/n_P / (|e| sqrt(U_s)), U the U-statistic of |g|^2 "
+                                 "over pairs of distinct chunks of the true gradient's pool, "
+                                 "U_s = (U + sqrt(U^2 + kappa V)) / 2, V its jackknife "
+                                 "variance over the pool's streams",
             "true_grad_sq_units": int(units),
             "true_grad_sq_unit_pairs": int(units * (units - 1) // 2),
             "true_grad_signal_fraction": [float(f) if np.isfinite(f) else None  # < 2 units
                                           for f in fraction],
+            "true_grad_sq": [_finite(u) for u in sq_norm],
+            "true_grad_sq_var": [_finite(v) for v in sq_var],
+            "true_cos_debiased_shrink": SHRINK,
             "true_cos_debiased_undefined": int(np.isnan(debiased).sum()),
             "true_cos_debiased_above_one": int((np.abs(debiased) > 1).sum()),
             "true_grad_pairs": int(total.n - n_max),
-            "extra_pool_pairs": int(extra.n),
+            "extra_pool_pairs": int(extra_pairs),
+            "true_grad_sq_groups": int(len(pools) - 1),
             "pairs_sampled": int(pairs),
             "n_params": int(dim),
             **true_meta,
