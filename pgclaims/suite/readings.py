@@ -22,10 +22,11 @@ READINGS: Mapping[str, Mapping[str, str]] = {
         "The training fields of the protocol (annealing, value clipping) change the late "
         "policies, and so the spread of their estimates.")},
     "grad.pairwise_rises_with_n": {"*": (
-        "The rise of the pairwise cosine from 2K to the largest N is " + COMMON + ". Read "
-        "the 2K value in Fig 1 of this report: at iteration 0 it is already near 1, so there "
-        "is no room to rise (a ceiling, not a contradiction); late in training a small rise "
-        "means the largest N of this scale is still too small to concentrate.")},
+        "The rise of the pairwise cosine from 2K to the largest N (at least 1e5 pairs, the "
+        "concentrated end of Figure 1's axis) is " + COMMON + ". Read the 2K value in Fig 1 "
+        "of this report: at iteration 0 it is already near 1, so there is no room to rise (a "
+        "ceiling, not a contradiction); late in training a small rise means the estimates "
+        "have not concentrated even at that N.")},
     "grad.true_cos_low_at_2k": {
         "*": ("The cosine of 2K-pair estimates with the true gradient is " + COMMON + ": the "
               "estimates point closer to the true gradient than the paper reports."),
