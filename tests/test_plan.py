@@ -184,13 +184,13 @@ def test_paper_mini_has_every_capability_of_paper() -> None:
 
 def test_smoke_pair_counts_per_family() -> None:
     """The arithmetic, by hand, for the smoke scale (1 env x 2 algos x 3 seeds, checkpoints
-    0, 9, 18, 27). Its N grid, reference grid and high-sample step are below the sizes of
-    grad.pairwise_rises_with_n, landscape.noisy_at_low_samples, landscape.misaligned_late and
-    landscape.ppo_high_sample_misleads, so nothing measures gradients at iteration 9 or
-    landscapes late."""
+    0, 9, 18, 27). Its N grid, reference grid, high-sample step and reward estimates are below
+    the sizes of grad.pairwise_rises_with_n and four landscape claims, so nothing measures
+    gradients at iteration 9 or landscapes late."""
     p = plan.build(get_scale("smoke"))
     assert set(p.short) == {"grad.pairwise_rises_with_n", "landscape.noisy_at_low_samples",
-                            "landscape.misaligned_late", "landscape.ppo_high_sample_misleads"}
+                            "landscape.misaligned_late", "landscape.ppo_high_sample_misleads",
+                            "landscape.surrogate_up_reward_down"}
     agents = 6
     grad = 10 * (256 + 1024 + 8192) + 20_480  # streams + true value; 9 x 8192 >= 65536
     value = 10 * 2048

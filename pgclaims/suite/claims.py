@@ -159,7 +159,7 @@ TRUE_VALUE_N = 5_000_000
 """The "~5e6 pairs" of baseline.true_beats_valuenet's sentence (Figure 4's true value)."""
 EVAL_NOISE = ("true-reward estimates of {n:,} pairs (CLAIMS.md Sizes): estimation noise makes "
               "a step that barely changes the reward look as if it lowered it about half the "
-              "time")
+              "time, whether it truly raised or lowered it")
 WEAK_TRUE_VALUE = (Size("true_value_n", TRUE_VALUE_N,
                         "a true value fit on ~5e6 pairs (the claim's sentence): a true value fit "
                         "on fewer pairs is a worse baseline, which can only lower c_true",
@@ -281,8 +281,8 @@ _RECORDS = (
           "fraction of late 2K steps with surrogate(a=1) > surrogate(0) whose true reward "
           "(1e6-pair estimate) falls", ">", 0.25, "Fig 6, 7", constants={"a": 1.0, "n": 2048},
           sizes=(Size("step_eval_n", HIGH_SAMPLE_N, EVAL_NOISE.format(n=HIGH_SAMPLE_N)
-                      + ", which moves the fraction toward 0.5, above the threshold",
-                      invalidates=("REPRODUCED",)),),
+                      + ": small rises counted as falls raise the fraction, small falls "
+                      "counted as rises lower it"),),
           support=FRACTION),
     Claim("landscape.ppo_high_sample_misleads", LANDSCAPE,
           "With 1e6-pair steps, TRPO's step raises true reward while PPO's step often lowers it.",
