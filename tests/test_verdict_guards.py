@@ -303,3 +303,58 @@ def test_readings_describe_ratios_as_ratios() -> None:
 def test_a_straddling_row_has_a_code_and_no_reading() -> None:
     row = outcome(recorder(), lambda r: r.check(agents(5, mean=0.5, spread=0.2), mean_of_means))
     assert row["reason_code"] == "interval_straddles" and reading(row) is None
+
+
+# ---------------------------------------------------------------------------------------------
+# grad.needs_many_samples under a raw-cosine protocol
+
+
+class CappedStudy:
+    """Gradient studies whose cosine curves rise but never pass 0.7: under the raw cosine a
+    true gradient of signal fraction 0.4 caps them at sqrt(0.4) ~ 0.63."""
+
+    def __init__(self, protocol: str, fraction: float) -> None:
+        from types import SimpleNamespace
+
+        from claims.conftest import Study
+
+        self.inner = Study(get_scale("default"), SimpleNamespace(protocol=protocol))
+        self.scale, self.late = self.inner.scale, self.inner.late
+        self.protocol = self.inner.protocol
+        self.fraction = fraction
+        self.rng = np.random.default_rng(0)
+
+    def cfg_for(self, env: str) -> Any:
+        return self.inner.cfg_for(env)
+
+    def gradients(self, env: str, algo: str, seed: int, it: int) -> Any:
+        from pgclaims.measure import GradientStudy
+
+        n = np.array([128, 512, 2048, 8192, 16384])
+        curve = np.linspace(0.05, 0.6, len(n))[:, None] + self.rng.normal(0, 0.01, (5, 10))
+        return GradientStudy(n=n, pairwise={}, true_cos=curve, trajectories=np.ones(1),
+                             episode_returns=np.ones(1), true_cos_debiased=curve,
+                             meta={"true_grad_signal_fraction": [self.fraction] * 10,
+                                   "true_grad_sq_var": [1.0] * 10})
+
+    def true_cos(self, g: Any, n: int | None = None) -> np.ndarray:
+        return self.inner.true_cos(g, n)
+
+
+@pytest.mark.parametrize("protocol, fraction, expected", [
+    ("authors", 0.4, "INCONCLUSIVE"), ("authors", 0.95, "REPRODUCED"),
+    ("corrected", 0.4, "REPRODUCED")])
+def test_a_raw_cosine_capped_below_the_level_is_no_evidence(protocol: str, fraction: float,
+                                                            expected: str) -> None:
+    """Right-censored at the largest N (> 16384 >= 5 x 2048) is REPRODUCED, unless the raw
+    cosine could never have reached 0.9."""
+    from claims.test_gradient import test_needs_many_samples
+
+    rec = recorder(get("grad.needs_many_samples"))
+    row = outcome(rec, lambda r: test_needs_many_samples(CappedStudy(protocol, fraction), r,
+                                                         "Hopper-v5", "ppo"))
+    assert row["verdict"] == expected, row["reason"]
+    assert row["extra"]["raw_cosine_ceiling"] == pytest.approx(np.sqrt(fraction))
+    if expected == "INCONCLUSIVE":
+        assert row["reason_code"] == "size_below_spec"
+        assert "raw cosine is capped at 0.632" in row["reason"]
