@@ -44,11 +44,20 @@ def scale():
 def final(run: ablations.Run) -> float:
     """The designed final returns. PPO: best x1 at 2048, x0.5 at 20480 (ratio 0.5, decided
     below 1); TRPO: best x2 at both (ratio 1, but x2 is the grid's top: only a bound). Zero
-    baseline: a tenth of the value net's."""
+    baseline: about a tenth of the value net's.
+
+    The seeds differ (issue 24): an interval over agents that all give the same value has no
+    width and decides nothing (``no_spread``), so data where every seed's ratio was exactly
+    0.1 or 0.5 left both PPO rows INCONCLUSIVE. Zero-baseline returns 88, 91, 94 keep the
+    ratio of means at 91 / 910; PPO's 2048 curve leans left, is symmetric, leans right by
+    seed, so the refined best LRs (:func:`claims.test_ablations.best_log_lr`) are -v, 0, +v
+    about x1 and their geometric-mean ratio stays 0.5."""
     if run.baseline == "zero":
-        return 90.0 + run.seed
+        return 88.0 + 3 * run.seed
     if run.algo == "ppo":
-        table = {2048: {0.5: 500, 1.0: 900, 2.0: 700}, 20480: {0.5: 800, 1.0: 600, 2.0: 400}}
+        lean = {0: (700, 690), 1: (700, 700), 2: (690, 700)}[run.seed]
+        table = {2048: {0.5: lean[0], 1.0: 900, 2.0: lean[1]},
+                 20480: {0.5: 800, 1.0: 600, 2.0: 400}}
     else:
         table = {2048: {0.5: 500, 1.0: 900, 2.0: 950}, 20480: {0.5: 400, 1.0: 600, 2.0: 800}}
     return float(table[run.steps][run.multiplier] + 10 * run.seed)
@@ -128,7 +137,8 @@ def test_both_claims_are_decided_from_the_store_with_readings(report) -> None:
     assert "Grid: the Adam LR at x0.5, x1, x2 of Table 1's 0.00045" in ppo["reading"]
     assert "(2048 -> 20480): seed 0: x1 -> x0.5" in ppo["reading"]
     trpo = rows["regime.more_samples_lower_lr", "trpo"]
-    # ratio 1 satisfies <= 1, but both best KL bounds are the grid's top: only a bound
+    # ratio 1 satisfies <= 1, but both best KL bounds are the grid's top: only a bound (and
+    # every seed gives exactly 1, so no spread either: the reason says both)
     assert trpo["verdict"] == "INCONCLUSIVE" and trpo["statistic"] == pytest.approx(1.0)
     assert "censored: the best step size of seed(s) 0, 1, 2 is at an edge" in trpo["reason"]
     assert "3 of 3 seeds at the lowest (x0.5) and 3 at the highest" not in trpo["reading"]

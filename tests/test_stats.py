@@ -471,9 +471,11 @@ def engine_coverage(shape: tuple, n_agents: int, n_trials: int, method: str = "a
 @pytest.mark.slow
 @pytest.mark.parametrize("shape", ENGINE_SHAPES, ids=lambda s: s[0])
 def test_engine_holds_coverage_at_5_agents(shape: tuple) -> None:
-    """2000 trials through the engine: binomial SE 0.0049, so 0.93-0.97 (the target) is a
-    band of +-4 SE about 0.95; the vectorized tables (20000 trials) measure 0.940-0.956."""
-    assert 0.93 <= engine_coverage(shape, 5, 2000) <= 0.97
+    """20000 trials through the engine (~30 s a shape): binomial SE 0.0017. The target band is
+    0.93-0.97, but the log-t interval's true coverage on the exponential shape is ~0.938
+    (docs/statistics.md), only 0.008 above the band's floor: at the 2000 trials this test
+    first had (SE 0.0054) that is 1.5 SE, and its seed drew 0.929. At 20000 it is ~4.7 SE."""
+    assert 0.93 <= engine_coverage(shape, 5, 20_000) <= 0.97
 
 
 def test_engine_fixes_what_the_raw_t_missed() -> None:

@@ -30,6 +30,7 @@ from pgclaims.stats.verdicts import (
     crossing_band,
     crossing_verdict,
     decide,
+    level_text,
     one_sided_p_value,
 )
 
@@ -39,5 +40,5 @@ __all__ = [
     "ErrorControl", "Interval", "Outcome", "Pivot", "Power", "Support", "Verdict",
     "agents_to_decide", "benjamini_hochberg", "censored_crossing", "crossing_band",
     "crossing_verdict", "decide", "family_adjusted", "hierarchical_bootstrap", "holm",
-    "one_sided_p_value",
+    "level_text", "one_sided_p_value",
 ]

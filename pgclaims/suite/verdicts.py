@@ -33,7 +33,7 @@ REASON_CODES = {
     "scale_lacks": "the scale lacks a capability the claim needs",
     "agents_lack": "the (external) agents lack what the measurement needs",
     "no_data": "the data the statistic needs did not occur (e.g. no qualifying step)",
-    "no_spread": "every agent gives the same value on a discrete grid: no spread to measure",
+    "no_spread": "every agent gives the same value: an interval of no width, no spread measured",
 }
 """results.json ``reason_code`` of INCONCLUSIVE rows (docs/results-schema.md)."""
 
@@ -128,8 +128,9 @@ class VerdictRecorder:
             return self._finish(verdict, interval.n_agents, interval.n_repeats, params, extra,
                                 interval, decision, code="censored",
                                 agent_values=_agent_values(units, statistic, paired, vectorized))
+        flat = verdict.outcome is stats.Outcome.INCONCLUSIVE and decision.low == decision.high
         return self._finish(verdict, interval.n_agents, interval.n_repeats, params, extra,
-                            interval, decision,
+                            interval, decision, code="no_spread" if flat else None,
                             agent_values=_agent_values(units, statistic, paired, vectorized))
 
     def decide_at_level(self, interval: stats.Interval, threshold: float | None = None
@@ -225,8 +226,8 @@ class VerdictRecorder:
             side = "REPRODUCED" if _satisfies(back.estimate, threshold,
                                               self.claim.direction) else "REFUTED"
             also = f"; {blocked[side][0]}" if side in blocked else ""
-            verdict = replace(verdict, outcome=stats.Outcome.INCONCLUSIVE,
-                              reason=f"{why}{also}; {verdict.reason}")
+            verdict = replace(verdict, outcome=stats.Outcome.INCONCLUSIVE, p_value=None,
+                              p_refute=None, reason=f"{why}{also}")
             return self._finish(verdict, iv.n_agents, iv.n_repeats, params, extra, back,
                                 decision, code="no_spread")
         if verdict.outcome.value in blocked:
