@@ -30,7 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pgclaims.stats.intervals import Statistic, Unit, _evaluate, _jackknife_var, _loo, _prepare
+from pgclaims.stats.intervals import Statistic, Unit, _evaluate, _loo, _prepare
+from pgclaims.stats.pivot import jackknife_var
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def agent_values(units: Sequence[Unit], statistic: Statistic, *, paired: bool = 
         else:
             loo = _loo(lambda us: _evaluate(statistic, data, us, vectorized), one, data.groups,
                        lengths, axis=0)
-            within = float(_jackknife_var(loo).sum())
+            within = float(jackknife_var(loo).sum())
         out.append(AgentValue(value, within, repeats))
     return out
 
