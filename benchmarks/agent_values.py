@@ -1,7 +1,7 @@
 """The per-agent values of a claims run, in the form ``benchmarks/calibration.py --agents`` reads:
 the shapes our statistics take on the committed agents.
 
-    python benchmarks/agent_values.py reports/RUN/results.json --out benchmarks/agent_values_RUN.json
+    python benchmarks/agent_values.py reports/RUN/results.json --out agent_values_RUN.json
 
 Every row decided over agents records each agent's value of its statistic (``agent_values`` in
 results.json, docs/results-schema.md). A row is kept with ``mean_of_agents`` true when its
@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps({"sources": [str(p) for p in args.results], "rows": rows},
                                    indent=1) + "\n")
     kept = sum(r["mean_of_agents"] for r in rows)
-    print(f"{len(rows)} rows with agent values ({kept} whose statistic is their mean) -> {args.out}")
+    print(f"{len(rows)} rows with agent values ({kept} whose statistic is their mean) "
+          f"-> {args.out}")
     return 0
 
 

@@ -59,7 +59,7 @@ def test_default_family_and_its_level() -> None:
     row = ErrorControl("row", 153)
     assert row.alpha_side == 0.025 and row.confidence_level == pytest.approx(0.95)
     assert row.expected_false() == pytest.approx(2 * 153 * 0.025)
-    assert "family rule" in control.describe() and "99.97" in control.describe()
+    assert "family rule" in control.describe() and "99.967%" in control.describe()
     assert control.to_dict()["policy"] == "family"
     with pytest.raises(ValueError, match="error control"):
         ErrorControl("fdr", 10)
