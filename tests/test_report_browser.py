@@ -186,5 +186,12 @@ def test_the_first_screen_is_the_answer(width: int, three_env_report: tuple[Path
             assert any("=" in text for text, _ in labels)  # e.g. checkpoint=300 is among them
             broken = [text for text, boxes in labels if boxes > 1]
             assert broken == [], broken  # no label part wraps inside itself
+            cells = page.evaluate("""() => [...document.querySelectorAll(
+                '#multiple-testing-table td:not(.params)')].map(td => {
+                    const r = document.createRange(); r.selectNodeContents(td);
+                    return [td.textContent, r.getClientRects().length]; })""")
+            assert cells, "no multiple-testing table to check"
+            split = [text for text, boxes in cells if boxes > 1]
+            assert split == [], split  # a p-value such as 1.40e-04 stays on one line
         finally:
             browser.close()

@@ -48,7 +48,8 @@ table.grid td.params { overflow-wrap: break-word; min-width: 12em; }
 #answer-table small.ours { display: block; font-family: ui-monospace, "DejaVu Sans Mono",
   monospace; color: #333; }
 #answer-table small.reading { display: block; }
-table.grid td.num, table.grid td.verdict, td.pcell .stat, td.pcell .pverdict
+table.grid td.num, table.grid td.verdict, td.pcell .stat, td.pcell .pverdict,
+  #multiple-testing-table td:not(.params)
   { white-space: nowrap; }
 table.results td.params { width: 24%; }
 table.results td.reason { width: 28%; }
