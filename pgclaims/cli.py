@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from pgclaims import options as opt
 from pgclaims.agents.agent import ALGOS, TrainConfig
@@ -31,8 +33,8 @@ def _add_train_args(p: argparse.ArgumentParser, table1_only: bool = False) -> No
     p.add_argument("--env", required=True, help="gymnasium id, e.g. Hopper-v5, Walker2d-v5, "
                    "Humanoid-v5 (any Box-action env works with --policy-lr/--value-lr/--max-kl)")
     p.add_argument("--algo", required=True, choices=ALGOS)
-    p.add_argument("--seed", type=opt.NON_NEGATIVE_INT, default=0,
-                   help="training seed (default 0)")
+    p.add_argument("--seed", type=opt.SEED, default=0,
+                   help=f"training seed, 0..{opt.SEED_MAX} (default 0)")
     p.add_argument("--iterations", type=opt.COUNT, default=500,
                    help="training iterations of --steps state-action pairs each (default 500)")
     p.add_argument("--checkpoints", type=opt.int_list, default=None,
@@ -100,9 +102,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = _config(args)
     out = args.out or f"runs/{config.env_id}-{config.algo}-s{config.seed}-{config.key()[:8]}"
     agent = train(config, out, progress=not args.quiet, say=_say)
-    last = agent.curve[-1]["mean_return"] if agent.curve else float("nan")
-    print(f"{out}: {agent.iteration} iterations, last mean return {last:.1f}")
+    print(f"{out}: {agent.iteration} iterations, {last_return(agent.curve)}")
     return 0
+
+
+def last_return(curve: list[dict[str, Any]]) -> str:
+    """The summary's return: the last iteration's mean, or, when no episode ended in it (its
+    mean is NaN), the last there is and where, never a bare 'nan'."""
+    finite = [row for row in curve if math.isfinite(row["mean_return"])]
+    if curve and finite and finite[-1] is curve[-1]:
+        return f"last mean return {curve[-1]['mean_return']:.1f}"
+    if not finite:
+        return "no episode ended yet, so no mean return"
+    return (f"no episode ended in the last iteration (last mean return "
+            f"{finite[-1]['mean_return']:.1f}, at iteration {finite[-1]['iteration']})")
 
 
 def _say(line: str) -> None:
@@ -142,7 +155,7 @@ def cmd_fixtures(args: argparse.Namespace) -> int:
     else:
         entry = fixtures.train_fixture(config, progress=not args.quiet, say=_say)
     print(f"fixture {entry['key']}: {entry['env_id']} {entry['algo']} seed {entry['seed']}, "
-          f"final mean return {entry['final_mean_return']}")
+          f"{fixtures.final_return_text(entry)}")
     return 0
 
 
@@ -231,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     fs.add_argument("--protocol", nargs="+", choices=tuple(PROTOCOLS), default=["authors"])
     fs.add_argument("--env", nargs="+", required=True)
     fs.add_argument("--algo", nargs="+", choices=ALGOS, default=list(ALGOS))
-    fs.add_argument("--seeds", type=opt.int_list, default=(0, 1, 2, 3, 4),
+    fs.add_argument("--seeds", type=opt.seed_list, default=(0, 1, 2, 3, 4),
                     help="comma-separated seeds (default 0,1,2,3,4)")
     fs.add_argument("--iterations", type=opt.COUNT, default=500)
     fs.add_argument("--jobs", type=opt.COUNT, default=1,
@@ -251,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     fa.add_argument("--protocol", nargs="+", choices=tuple(PROTOCOLS), default=["authors"])
     fa.add_argument("--env", nargs="+", required=True)
     fa.add_argument("--algo", nargs="+", choices=ALGOS, default=list(ALGOS))
-    fa.add_argument("--seeds", type=opt.int_list, default=(0, 1, 2, 3, 4),
+    fa.add_argument("--seeds", type=opt.seed_list, default=(0, 1, 2, 3, 4),
                     help="comma-separated seeds (default 0,1,2,3,4)")
     fa.add_argument("--multipliers", type=opt.positive_list, default=LR_GRID,
                     help="regime: step sizes as multiples of Table 1's (default: the default "
@@ -291,8 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--scale", default="smoke", help="sample counts of this scale (default smoke)")
     m.add_argument("--what", nargs="+", default=["gradients", "value"],
                    choices=("gradients", "value", "steps", "landscape"))
-    m.add_argument("--seed", type=opt.NON_NEGATIVE_INT, default=0,
-                   help="measurement seed (default 0)")
+    m.add_argument("--seed", type=opt.SEED, default=0,
+                   help=f"measurement seed, 0..{opt.SEED_MAX} (default 0)")
     m.add_argument("--out", help="write the full results as JSON here")
     m.add_argument("--quiet", action="store_true")
     _add_backend_args(m)

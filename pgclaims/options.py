@@ -25,17 +25,17 @@ def real(rule: str, ok: Callable[[float], bool]) -> Callable[[str], float]:
     return parse
 
 
-def integer(low: int) -> Callable[[str], int]:
-    """An argparse type: an integer >= ``low``."""
+def integer(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``low`` (and <= ``high`` when given)."""
+    rule = f">= {low}" if high is None else f"in {low}..{high}"
 
     def parse(text: str) -> int:
         try:
             v = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected an integer >= {low}, got {text!r}") from None
-        if v < low:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected an integer {rule}, got {text!r}") from None
+        if v < low or (high is not None and v > high):
+            raise argparse.ArgumentTypeError(f"expected an integer {rule}, got {text!r}")
         return v
 
     parse.__name__ = "integer"
@@ -57,6 +57,15 @@ def int_list(text: str) -> tuple[int, ...]:
     return values
 
 
+def seed_list(text: str) -> tuple[int, ...]:
+    """Comma-separated seeds, each in 0..:data:`SEED_MAX` (``--seeds``)."""
+    values = int_list(text)
+    large = [v for v in values if v > SEED_MAX]
+    if large:
+        raise argparse.ArgumentTypeError(f"expected seeds in 0..{SEED_MAX}, got {large}")
+    return values
+
+
 def positive_list(text: str) -> tuple[float, ...]:
     """Comma-separated finite numbers > 0, at least one (``--multipliers``)."""
     parse = real("> 0", lambda v: v > 0)
@@ -74,10 +83,14 @@ def count_list(text: str) -> tuple[int, ...]:
     return values
 
 
+SEED_MAX = 2**32 - 1
+"""The largest seed: numpy's and gymnasium's seeds are 32-bit, so a larger one would be
+refused (or silently reduced) deep inside a run."""
+SEED = integer(0, SEED_MAX)
 POSITIVE = real("> 0", lambda v: v > 0)
 FRACTION = real("in (0, 1]", lambda v: 0 < v <= 1)
 COUNT = integer(1)
 NON_NEGATIVE_INT = integer(0)
 
-__all__ = ["COUNT", "FRACTION", "NON_NEGATIVE_INT", "POSITIVE", "count_list", "int_list",
-           "integer", "positive_list", "real"]
+__all__ = ["COUNT", "FRACTION", "NON_NEGATIVE_INT", "POSITIVE", "SEED", "SEED_MAX",
+           "count_list", "int_list", "integer", "positive_list", "real", "seed_list"]

@@ -79,8 +79,8 @@ class TrainConfig:
         if algo not in ALGOS:
             raise ValueError(f"unknown algorithm {algo!r}: expected one of {', '.join(ALGOS)}")
         make_env(env_id).close()  # an unknown id fails here, before the Table 1 lookup
-        if seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed}")
+        if not 0 <= seed <= 2**32 - 1:  # numpy's and gymnasium's seeds are 32-bit
+            raise ValueError(f"seed must be an integer in 0..{2**32 - 1}, got {seed}")
         if iterations < 1:
             raise ValueError(f"iterations must be >= 1, got {iterations}")
         if checkpoints is None:

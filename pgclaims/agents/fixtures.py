@@ -263,6 +263,14 @@ def describe(base: Path | None = None) -> str:
 
 
 
+def final_return_text(entry: dict[str, Any]) -> str:
+    """``final mean return R``, or what stands in for it when no episode ended (None)."""
+    ret = entry.get("final_mean_return")
+    if ret is None:
+        return "no final mean return (no episode ended in its last 10 iterations)"
+    return f"final mean return {ret:.0f}"
+
+
 def verify(base: Path | None = None, write_missing: bool = False, say: Any = print) -> int:
     """:func:`pgclaims.agents.storecheck.verify` of the store (default: :func:`root`)."""
     return storecheck.verify(base or root(), write_missing, say)
@@ -338,8 +346,8 @@ def train_set(configs: list[TrainConfig], jobs: int = 1,
             elapsed = time.perf_counter() - t0
             eta = elapsed / len(done) * (len(todo) - len(done))
             say(f"[{len(done)}/{len(todo)}] {entry['protocol']} {entry['env_id']} "
-                f"{entry['algo']} seed {entry['seed']}: final mean return "
-                f"{entry['final_mean_return']:.0f}, {entry['wall_time_s']:.0f} s; "
+                f"{entry['algo']} seed {entry['seed']}: {final_return_text(entry)}, "
+                f"{entry['wall_time_s']:.0f} s; "
                 f"elapsed {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min")
     return done
 
