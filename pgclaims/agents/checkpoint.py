@@ -162,6 +162,11 @@ def read(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[st
             f"{path}: checkpoint format_version {header.get('format_version')!r}, this pgclaims "
             f"reads {', '.join(READS)}"
         )
+    bad = non_finite(tensors)
+    if bad:  # written by something other than save(), or damaged after its digest was taken
+        raise CheckpointError(f"{path}: not finite: {', '.join(bad[:3])}"
+                              f"{' ...' if len(bad) > 3 else ''} hold NaN or infinity (a "
+                              "diverged or damaged agent; pgclaims never writes one)")
     meta_version = header.get("format_version")
     try:
         meta = json.loads(header["pgclaims"])

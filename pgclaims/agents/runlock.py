@@ -49,6 +49,15 @@ def _acquire(path: Path, folder: Path) -> int:
         os.close(fd)
 
 
+def _named(exc: OSError, path: Path) -> OSError:
+    """``exc`` naming ``path`` (an error from a call on a descriptor names no file)."""
+    if exc.filename is not None:
+        return exc
+    code = exc.errno if exc.errno is not None else errno.EIO
+    return OSError(code, exc.strerror or os.strerror(code),
+                   f"{path} (the run folder's lock, written as training starts)")
+
+
 @contextmanager
 def hold(folder: Path) -> Iterator[None]:
     """Hold ``folder``'s training lock for the ``with`` block, or raise
@@ -56,12 +65,18 @@ def hold(folder: Path) -> Iterator[None]:
     release (while still locked, so no one can lock the removed file meanwhile); one left by
     a killed process is taken over by the next run."""
     path = Path(folder) / LOCK
-    fd = _acquire(path, Path(folder))
+    try:
+        fd = _acquire(path, Path(folder))
+    except OSError as exc:  # a read-only or full file system: name the lock file
+        raise _named(exc, path) from exc
     try:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         text = f"pid {os.getpid()} on host {socket.gethostname()}, since {stamp}".encode()
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, text, 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, text, 0)
+        except OSError as exc:  # os.pwrite's error names no file
+            raise _named(exc, path) from exc
         yield
     finally:
         path.unlink(missing_ok=True)

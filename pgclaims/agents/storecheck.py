@@ -97,7 +97,12 @@ def verify(base: Path, write_missing: bool = False,
     """Check every file of every manifest entry against its sha256; ``say`` one line per
     problem and a summary. With ``write_missing``, entries without digests get them (after
     :func:`bless` checks their files); an existing digest is never replaced. Returns the
-    number of problems (0: the store is whole)."""
+    number of problems (0: the store is whole). A store folder that does not exist is a
+    :class:`FixtureError` (nothing verified is not a store verified)."""
+    if not base.is_dir():
+        what = "does not exist" if not base.exists() else "is not a folder"
+        raise FixtureError(f"{base}: {what}, so there is no fixture store to verify (the store "
+                           "is $PGCLAIMS_FIXTURES, else the checkout's fixtures/)")
     doc = manifest.read(base)
     problems = files = 0
     missing: list[str] = []
