@@ -107,6 +107,10 @@ def main_report(argv: Sequence[str] | None = None) -> int:
                                                                        protocols)))
         history = read_history(run_dir.resolve().parent / HISTORY_FILE)
         out: Path = args.out if args.out is not None else run_dir / "index.html"
+        inputs = (run_dir / "results.json", run_dir.resolve().parent / HISTORY_FILE)
+        if out.exists() and any(out.resolve() == p.resolve() for p in inputs):
+            raise ReportError(f"--out {out}: is the run's own {out.name}, which the report "
+                              "is made from; give an .html file name")
         if not out.parent.is_dir():
             raise ReportError(f"{out.parent}: output folder does not exist")
         check_writable_dir(out.parent)  # a read-only folder is found before the figures
