@@ -727,6 +727,14 @@ def run_case(case: Case, shared: dict[str, Path], where: Path) -> Outcome:
         _cleanup(s)
 
 
+def terminal_sigint() -> None:
+    """In the child: SIGINT handled as in a terminal's foreground job. A shell starts a
+    background job (``cmd &``, nohup, a CI step) with SIGINT ignored, children inherit that,
+    and Python then never raises KeyboardInterrupt: a Ctrl-C case would hang for the harness,
+    not for a user at a terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _run(case: Case, s: Scratch) -> Outcome:
     before = snapshot(s.dir)
     marker = uuid.uuid4().hex
@@ -734,7 +742,7 @@ def _run(case: Case, s: Scratch) -> Outcome:
     t0 = time.monotonic()
     proc = subprocess.Popen(_command(case, s), cwd=_cwd(case, s), env=_environment(case, s,
                             marker), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=terminal_sigint)
     seen = set()
     try:
         if case.signal is not None and case.ready is not None:
