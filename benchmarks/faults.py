@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # ``python benchmarks/faults.py`` from a fresh clone
     sys.path.insert(0, str(REPO))
 
-from tests.procs import descendants, running, with_env  # noqa: E402
+from tests.procs import descendants, running, terminal_sigint, with_env  # noqa: E402
 
 MARK = "PGCLAIMS_FAULT_CASE"
 """The environment variable that marks every process a case starts (strays are found by it)."""
@@ -725,14 +725,6 @@ def run_case(case: Case, shared: dict[str, Path], where: Path) -> Outcome:
         return _run(case, s)
     finally:
         _cleanup(s)
-
-
-def terminal_sigint() -> None:
-    """In the child: SIGINT handled as in a terminal's foreground job. A shell starts a
-    background job (``cmd &``, nohup, a CI step) with SIGINT ignored, children inherit that,
-    and Python then never raises KeyboardInterrupt: a Ctrl-C case would hang for the harness,
-    not for a user at a terminal."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _run(case: Case, s: Scratch) -> Outcome:

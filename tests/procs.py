@@ -69,3 +69,11 @@ def kill(procs: set[Proc], sig: int = signal.SIGKILL) -> None:
             os.kill(pid, sig)
         except ProcessLookupError:
             pass
+
+
+def terminal_sigint() -> None:
+    """``preexec_fn`` for a command that is sent Ctrl-C: SIGINT at its default, as in a
+    terminal's foreground job. A shell starts a background job (``cmd &``, nohup, a CI step)
+    with SIGINT ignored, children inherit that, and Python then never raises
+    KeyboardInterrupt: a Ctrl-C test would hang for the harness, not for a user."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -25,6 +25,7 @@ from pgclaims.suite import stopping
 from pgclaims.suite.claims import unregister
 from pgclaims.suite.eta import Ledger, estimate
 from pgclaims.suite.scales import get_scale
+from tests.procs import terminal_sigint
 
 pytest_plugins = ["pytester"]
 
@@ -278,9 +279,7 @@ def test_ctrl_c_writes_the_measured_rows_and_the_rest_pending(
         [sys.executable, "-m", "pytest", "--scale", "smoke", "--run-id", "int", "-p",
          "no:cacheprovider", *workers, "test_stop.py"],
         cwd=pytester.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        start_new_session=True,
-        # as a terminal's job: a background shell (nohup, `&`) starts us with SIGINT ignored
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        start_new_session=True, preexec_fn=terminal_sigint)
     try:
         deadline = time.monotonic() + 300
         while not marker.exists():
