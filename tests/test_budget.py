@@ -55,6 +55,10 @@ def test_value_step_and_landscape_pairs(bandit) -> None:
     assert budget.pairs("steps", no_high) == steps0.meta["pairs_sampled"]
     land = landscape(bandit, cfg.landscape_steps, cfg.landscape_n, cfg.landscape_ref_n, SEED)
     assert budget.pairs("landscape", cfg) == land.meta["pairs_sampled"]
+    ref_only = dataclasses.replace(cfg, landscape_n=())
+    land0 = landscape(bandit, cfg.landscape_steps, (), cfg.landscape_ref_n, SEED)
+    assert budget.pairs("landscape", ref_only) == land0.meta["pairs_sampled"]
+    assert land0.reward == {} and np.array_equal(land0.surrogate, land.surrogate)
     assert budget.training_pairs(500) == 500 * CHUNK
     with pytest.raises(ValueError, match="unknown measurement 'steps2'"):
         budget.pairs("steps2", cfg)
@@ -125,3 +129,18 @@ def test_row_store_refuses_overflow_and_cleans_up(tmp_path) -> None:
     assert x.shape == (2, 3) and y.tolist() == [2.0, 0.0]
     store.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_steps_only_study_takes_the_same_steps_and_no_reward_estimates(bandit) -> None:
+    """``step_eval_n`` 0 (the default scale, whose reward-change claims are below CLAIMS.md's
+    sizes): the same steps from the same streams, nothing sampled for their effect."""
+    full = step_study(bandit, 3, 256, 0, SEED)
+    bare = step_study(bandit, 3, 0, 0, SEED)
+    np.testing.assert_array_equal(bare.pairwise, full.pairwise)
+    np.testing.assert_array_equal(bare.surrogate_gain, full.surrogate_gain)
+    assert np.isnan(bare.reward_change).all() and len(bare.reward_change) == 3
+    assert np.isnan(bare.high_reward_change).all()
+    cfg = MeasureConfig(repeats=3, step_eval_n=0, high_sample_step_n=0)
+    assert bare.meta["pairs_sampled"] == budget.pairs("steps", cfg) == 3 * CHUNK
+    with pytest.raises(ValueError, match="high-sample step needs true-reward evaluations"):
+        step_study(bandit, 3, 0, 4096, SEED)

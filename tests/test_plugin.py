@@ -123,6 +123,10 @@ def test_scale_errors_and_overrides() -> None:
         get_scale("default").override(sedes=(0,))
     with pytest.raises(ValueError, match="include 2048"):
         get_scale("default").override(n_grid=(128, 512))
+    with pytest.raises(ValueError, match="high_sample_step_n 4096 needs step_eval_n > 0"):
+        get_scale("default").override(high_sample_step_n=4096)
+    fields = get_scale("smoke").override(step_eval_n=None).measure_fields()
+    assert fields["step_eval_n"] == get_scale("smoke").landscape_ref_n  # None: the reference's
 
 
 # ---------------------------------------------------------------------------------------------

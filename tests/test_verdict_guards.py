@@ -108,15 +108,18 @@ def test_a_scale_with_fewer_than_three_seeds_says_so() -> None:
 def test_a_size_below_spec_invalidates_only_the_verdict_it_biases_toward() -> None:
     """Estimation noise that can only push toward the claim: REPRODUCED is no evidence, a
     REFUTED stands."""
-    rec = recorder(LOW_AT_SIZE)  # default: step_eval_n 4096
+    rec = recorder(LOW_AT_SIZE, "nightly")  # step_eval_n 32768
     row = outcome(rec, lambda r: r.check(agents(5, mean=0.1), mean_of_means))
     assert row["verdict"] == "INCONCLUSIVE" and row["reason_code"] == "size_below_spec"
-    assert "estimates of 1e6 pairs: scale default has step_eval_n 4,096 at most" in row["reason"]
+    assert "estimates of 1e6 pairs: scale nightly has step_eval_n 32,768 at most" in row["reason"]
     assert row["reason_detail"]["sizes"] == [{"field": "step_eval_n", "needed": 1_000_000,
-                                              "have": 4096, "rule": "max",
+                                              "have": 32_768, "rule": "max",
                                               "what": "estimates of 1e6 pairs"}]
     assert row["reason_detail"]["decided_by"] == ["paper"]
     assert row["interval"][1] < 0.5  # the interval is still shown
+    unmeasured = outcome(recorder(LOW_AT_SIZE), lambda r: r.check(agents(5), mean_of_means))
+    assert "scale default has step_eval_n without it" in unmeasured["reason"]  # default: 0
+    assert unmeasured["reason_detail"]["sizes"][0]["have"] == 0
     refuted = recorder(LOW_AT_SIZE)
     with pytest.raises(pytest.fail.Exception):
         refuted.check(agents(5, mean=0.9), mean_of_means)

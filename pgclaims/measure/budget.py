@@ -47,7 +47,7 @@ def value_pairs(cfg: Any) -> int:
 
 def step_pairs(cfg: Any) -> int:
     """``repeats`` 2048-pair steps, the high-sample step's batch, and a true-reward estimate at
-    theta0, after each step and after the high-sample step."""
+    theta0, after each step and after the high-sample step (none with ``step_eval_n`` 0)."""
     high = cfg.high_sample_step_n
     evals = 1 + cfg.repeats + (1 if high else 0)
     return cfg.repeats * CHUNK + high + evals * cfg.step_eval_n

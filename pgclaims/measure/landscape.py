@@ -125,12 +125,18 @@ def step_study(agent: Agent, repeats: int, eval_n: int, high_n: int, seed: int) 
     theta0 = steps[0].theta0
     gains = [s.objective(agent, theta0 + s.delta) - s.objective(agent, theta0) for s in steps]
     thetas = [theta0] + [theta0 + s.delta for s in steps]
+    if high_n and not eval_n:
+        raise ValueError(f"a {high_n}-pair high-sample step needs true-reward evaluations "
+                         "(eval_n > 0) to say what it did")
     if high_n:
         hi = algorithm_step(agent, _batches(agent, [(high_n, (43,))], seed)[0],
                             rng_for(seed, 44))
         thetas.append(theta0 + hi.delta)
-    # common random numbers: every evaluation draws from the same stream (42,)
-    rewards = _rewards(agent, thetas, eval_n, [(42,)] * len(thetas), seed)
+    if eval_n:
+        # common random numbers: every evaluation draws from the same stream (42,)
+        rewards = _rewards(agent, thetas, eval_n, [(42,)] * len(thetas), seed)
+    else:  # the scale measures the steps only (grad.steps_disagree): no reward estimates
+        rewards = [np.nan] * len(thetas)
     base = rewards[0]
     changes = [r - base for r in rewards[1:1 + len(steps)]]
     high_change = np.array([rewards[-1] - base if high_n else np.nan])

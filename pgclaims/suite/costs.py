@@ -164,7 +164,7 @@ def task_seconds(task: Task, plan: Plan, rates: Rates) -> tuple[float, float]:
     cfg = plan.scale
     if task.kind == "steps":
         high = cfg.high_sample_step_n
-        eval_n = cfg.step_eval_n or cfg.landscape_ref_n
+        eval_n = cfg.measure_fields()["step_eval_n"]
         updates = (cfg.repeats + high / CHUNK) * rates.update[ea]  # 2K steps, the high one
         s = (task.pairs - high) / lockstep + high / rates.sample[task.env] + updates
         return s, CHUNK / lockstep + high / rates.sample[task.env] + eval_n / lockstep + updates

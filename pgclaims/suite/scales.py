@@ -69,9 +69,10 @@ class Scale:
     """Pairs per point of the reference grid ("true reward" of the landscape claims)."""
     high_sample_step_n: int
     """Pairs behind the high-sample step (paper: 1e6)."""
-    step_eval_n: int = 0
-    """Pairs behind each true-reward estimate of one step's effect (paper: 1e6); 0 means
-    ``landscape_ref_n``."""
+    step_eval_n: int | None = None
+    """Pairs behind each true-reward estimate of one step's effect (paper: 1e6); None means
+    ``landscape_ref_n``, 0 that the scale measures the steps without their effect on the
+    reward (then ``high_sample_step_n`` is 0 too)."""
     capabilities: frozenset[str] = frozenset()
     """What the scale offers beyond its envs and algos, e.g. "zero_baseline_agents"."""
     lr_grid: tuple[float, ...] = ()
@@ -119,6 +120,9 @@ class Scale:
                             f"{self.checkpoint_list}")
         if (self.source == "external") != bool(self.external):
             problems.append("source 'external' and the external manifest go together")
+        if self.high_sample_step_n and self.step_eval_n == 0:
+            problems.append(f"high_sample_step_n {self.high_sample_step_n} needs step_eval_n > 0 "
+                            "(the true-reward estimate that says what the step did)")
         if self.repeats < 2:
             problems.append(f"repeats must be >= 2 (pairwise cosines), got {self.repeats}")
         if problems:
@@ -174,11 +178,12 @@ class Scale:
                 raise ValueError(f"size of field {size.field!r}: scale {self.name} has no such "
                                  "sample count")
             values = tuple(have) if isinstance(have, tuple | list) else (int(have),)
+            largest = max(values, default=0)  # 0: the scale does not measure it
             if size.rule == "has":
                 if size.minimum not in values:
-                    out.append((size, max(values)))
-            elif max(values) < size.minimum:
-                out.append((size, max(values)))
+                    out.append((size, largest))
+            elif largest < size.minimum:
+                out.append((size, largest))
         return out
 
     @property
@@ -208,7 +213,8 @@ class Scale:
             "landscape_n": self.landscape_n,
             "landscape_ref_n": self.landscape_ref_n,
             "high_sample_step_n": self.high_sample_step_n,
-            "step_eval_n": self.step_eval_n or self.landscape_ref_n,
+            "step_eval_n": (self.landscape_ref_n if self.step_eval_n is None
+                            else self.step_eval_n),
         }
 
     def override(self, **changes: Any) -> Scale:
@@ -264,8 +270,8 @@ class Scale:
             f"  value         held-out {self.heldout_n} pairs; true value fit on "
             f"{self.true_value_n} pairs",
             f"  landscape     a, b in {', '.join(f'{x:g}' for x in self.landscape_steps)}; "
-            f"N per point {', '.join(map(str, self.landscape_n))}; reference "
-            f"{self.landscape_ref_n}; high-sample step {self.high_sample_step_n}",
+            f"N per point {', '.join(map(str, self.landscape_n)) or 'none'}; reference "
+            f"{self.landscape_ref_n}; high-sample step {self.high_sample_step_n or 'none'}",
             f"  intervals     {self.confidence_level:.0%} {self.bootstrap_method}, "
             f"{self.bootstrap_resamples} resamples",
             f"  capabilities  {', '.join(sorted(self.provides))}"
@@ -303,9 +309,11 @@ DEFAULT = Scale(
     description="the committed Hopper, Walker2d and Humanoid fixtures of the authors protocol "
                 "(500 iterations, 5 seeds), measured at iterations 0, 300 and 450 (150 is "
                 "left out for time: no claim needs it) with N up to 16384, 1.5e5-pair true "
-                "gradients and 3x3 landscapes; the training ablations (zero-baseline agents, "
-                "the LR grid at 2048 and 20480 pairs per iteration) read from the committed "
-                "ablation fixtures, nothing trained at run time",
+                "gradients, 3x3 surrogate landscapes against an 8K-pair reference at "
+                "iteration 0 and 2K steps without reward estimates (the claims those would "
+                "feed are below CLAIMS.md's sizes here); the training ablations "
+                "(zero-baseline agents, the LR grid at 2048 and 20480 pairs per iteration) "
+                "read from the committed ablation fixtures, nothing trained at run time",
     wall_time="1 h 39 min measured on 2 CPU cores with -n auto from a fresh clone "
               "(2026-12-01; 2.3 core-hours, 3.7e7 pairs, by `pgclaims plan`): over the "
               "30-min target, which no scale with "
@@ -314,8 +322,8 @@ DEFAULT = Scale(
     envs=("Hopper-v5", "Walker2d-v5", "Humanoid-v5"), algos=("ppo", "trpo"),
     seeds=(0, 1, 2, 3, 4), iterations=500, source="fixtures", checkpoint_list=(0, 300, 450),
     n_grid=(128, 512, 2048, 8192, 16_384), repeats=10, true_grad_n=147_456, heldout_n=4096,
-    true_value_n=20_480, landscape_steps=(0.0, 1.5, 3.0), landscape_n=(2048, 4096),
-    landscape_ref_n=8192, high_sample_step_n=16_384, step_eval_n=4096, protocols=("authors",),
+    true_value_n=20_480, landscape_steps=(0.0, 1.5, 3.0), landscape_n=(),
+    landscape_ref_n=8192, high_sample_step_n=0, step_eval_n=0, protocols=("authors",),
     capabilities=frozenset({"zero_baseline_agents"}), lr_grid=LR_GRID,
 )
 NIGHTLY = Scale(

@@ -35,7 +35,7 @@ def shortfall(claim: Claim, scale: Scale, outcome: str | None = None
         return None
     deciders = deciding_scales(claim)
     parts = [f"{size.what}: scale {scale.name} has {size.field} "
-             + (f"{have:,} at most" if size.rule == "max" else "without it")
+             + (f"{have:,} at most" if size.rule == "max" and have else "without it")
              + f", the claim needs {size.minimum:,}" for size, have in short]
     which = (f"the {', '.join(deciders)} scale{'s' if len(deciders) > 1 else ''} "
              f"{'reach' if len(deciders) > 1 else 'reaches'} it (`pgclaims plan --scale "
