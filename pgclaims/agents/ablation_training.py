@@ -13,7 +13,6 @@ fixtures. A per-run file lock keeps two commands from training one run at once.
 
 from __future__ import annotations
 
-import json
 import platform
 import shutil
 import time
@@ -37,6 +36,7 @@ from pgclaims.agents.ablations import (
 from pgclaims.agents.agent import TRAINING_VERSION, Agent
 from pgclaims.agents.fixtures import LOCKSTEP
 from pgclaims.agents.lockstep import train_together
+from pgclaims.agents.setprogress import RunWork, SetProgress, iterations_done
 from pgclaims.agents.sims import supports
 from pgclaims.agents.train import train, write_json
 
@@ -97,14 +97,6 @@ def _complete(run: Run, agent: Agent, base: Path, cpu_s: float, cpu_iterations: 
     return entry
 
 
-def _iterations_done(work: Path) -> int:
-    path = work / "curve.json"
-    try:
-        return len(json.loads(path.read_text())) if path.exists() else 0
-    except ValueError:
-        return 0
-
-
 def _refuse_committed(runs: list[Run]) -> None:
     for run in runs:
         if run.committed:
@@ -138,7 +130,7 @@ def train_run(run: Run, base: Path | None = None,
         if not todo:
             return finished[0]
         work = _work(run, base)
-        cpu0, start = time.process_time(), _iterations_done(work)
+        cpu0, start = time.process_time(), iterations_done(work)
         agent = train(run.config(), work, save_every=max(1, SAVE_PAIRS // run.steps),
                       progress=False, stop_after=stop_after)
         if agent.iteration < run.iterations:
@@ -161,7 +153,7 @@ def train_group(runs: list[Run], base: Path | None = None,
         if not todo:
             return entries
         by_dir = {_work(r, base): r for r in todo}
-        start = {r: _iterations_done(_work(r, base)) for r in todo}
+        start = {r: iterations_done(_work(r, base)) for r in todo}
         cpu0 = time.process_time()
 
         def finish(agent: Agent, run_dir: Path) -> None:
@@ -222,19 +214,18 @@ def train_runs(runs: list[Run], jobs: int = 1, say: Any = print,
            if missing else "") + f"); training {len(todo)} in {len(groups)} lockstep "
         f"group(s) with {jobs} job(s)")
     done: list[dict[str, Any]] = []
-    t0 = time.perf_counter()
-    for entry in _entries(backend.run_each(group_job, [(g, base) for g in groups], jobs)):
-        done.append(entry)
-        elapsed = time.perf_counter() - t0
-        eta = elapsed / len(done) * (len(todo) - len(done))
-        ret = entry["final_mean_return"]
-        v = entry["variant"]
-        label = ("zero baseline" if v["baseline"] == "zero"
-                 else f"step x{v['multiplier']:g} at {v['steps_per_iteration']}")
-        say(f"[{len(done)}/{len(todo)}] {entry['protocol']} {entry['env_id']} {entry['algo']} "
-            f"seed {entry['seed']}, {label}: final return "
-            f"{'n/a' if ret is None else f'{ret:.0f}'}, {entry['wall_time_s']:.0f} s; "
-            f"elapsed {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min")
+    work = [RunWork.of(r.config(), _work(r, base)) for r in todo]
+    with SetProgress(work, say, "runs") as progress:
+        for entry in _entries(backend.run_each(group_job, [(g, base) for g in groups], jobs)):
+            done.append(entry)
+            ret = entry["final_mean_return"]
+            v = entry["variant"]
+            label = ("zero baseline" if v["baseline"] == "zero"
+                     else f"step x{v['multiplier']:g} at {v['steps_per_iteration']}")
+            say(f"[{len(done)}/{len(todo)}] {entry['protocol']} {entry['env_id']} "
+                f"{entry['algo']} seed {entry['seed']}, {label}: final return "
+                f"{'n/a' if ret is None else f'{ret:.0f}'}, {entry['wall_time_s']:.0f} s; "
+                f"set {progress.short()}")
     return done
 
 

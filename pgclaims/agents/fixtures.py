@@ -36,6 +36,7 @@ from pgclaims.agents import backend, checkpoint, digests, manifest, storecheck
 from pgclaims.agents.agent import TRAINING_VERSION, Agent, TrainConfig
 from pgclaims.agents.lockstep import train_together
 from pgclaims.agents.manifest import FixtureError
+from pgclaims.agents.setprogress import RunWork, SetProgress
 from pgclaims.agents.sims import supports
 from pgclaims.agents.storecheck import check_files
 from pgclaims.agents.train import LATEST, ckpt_name, train, write_json
@@ -339,16 +340,14 @@ def train_set(configs: list[TrainConfig], jobs: int = 1,
     done: list[dict[str, Any]] = []
     if not todo:
         return done
-    t0 = time.perf_counter()
-    for _, entries in backend.run_each(group_job, [(g, base) for g in groups], jobs):
-        for entry in entries:
-            done.append(entry)
-            elapsed = time.perf_counter() - t0
-            eta = elapsed / len(done) * (len(todo) - len(done))
-            say(f"[{len(done)}/{len(todo)}] {entry['protocol']} {entry['env_id']} "
-                f"{entry['algo']} seed {entry['seed']}: {final_return_text(entry)}, "
-                f"{entry['wall_time_s']:.0f} s; "
-                f"elapsed {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min")
+    work = [RunWork.of(c, _store_dir(c, base)) for c in todo]
+    with SetProgress(work, say, "agents") as progress:
+        for _, entries in backend.run_each(group_job, [(g, base) for g in groups], jobs):
+            for entry in entries:
+                done.append(entry)
+                say(f"[{len(done)}/{len(todo)}] {entry['protocol']} {entry['env_id']} "
+                    f"{entry['algo']} seed {entry['seed']}: {final_return_text(entry)}, "
+                    f"{entry['wall_time_s']:.0f} s; set {progress.short()}")
     return done
 
 

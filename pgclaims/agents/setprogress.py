@@ -1,0 +1,105 @@
+"""The overall progress of a set of training runs (``pgclaims fixtures train-set`` and
+``train-ablations``): a line every minute with the share of the set's work done and its ETA.
+
+A lockstep group reports nothing until its runs finish (two hours for ten Humanoid agents), and
+an ETA taken from finished runs is wrong until most are. So the line is read from what every
+run writes as it goes, its ``curve.json`` (one row per iteration, rewritten at each save):
+whatever process, group or Ray worker trains a run, the set's parent sees its iterations.
+Work is counted in environment steps (iterations x steps per iteration), so a 20480-step run of
+the LR grid weighs ten 2048-step ones, and the ETA is the rate since this call started, so a
+resumed set is not credited with the iterations it found done.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RunWork:
+    """One run of the set: where its ``curve.json`` is written, and its size."""
+
+    run_dir: Path
+    iterations: int
+    steps_per_iteration: int
+
+    @classmethod
+    def of(cls, config: Any, run_dir: Path) -> RunWork:
+        """The work of a :class:`pgclaims.agents.agent.TrainConfig` trained in ``run_dir``."""
+        return cls(run_dir, config.iterations, config.hyper.steps_per_iteration)
+
+
+def iterations_done(run_dir: Path) -> int:
+    """Rows of ``run_dir/curve.json`` (0 while it is absent or being replaced)."""
+    try:
+        return len(json.loads((run_dir / "curve.json").read_text()))
+    except (OSError, ValueError):
+        return 0
+
+
+def clock_text(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
+
+
+class SetProgress:
+    """Say the set's progress every ``every`` seconds while a ``with`` block runs (a daemon
+    thread; nothing is said when nothing moved). :meth:`line` is the line itself."""
+
+    def __init__(self, runs: list[RunWork], say: Callable[[str], Any], what: str = "runs",
+                 every: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.runs, self.say, self.what, self.every, self.clock = runs, say, what, every, clock
+        self.total = sum(r.iterations * r.steps_per_iteration for r in runs)
+        self.t0 = clock()
+        self.start = self.done()
+        self._last = self.start
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def done(self) -> int:
+        """Environment steps of the set's runs done so far."""
+        return sum(min(iterations_done(r.run_dir), r.iterations) * r.steps_per_iteration
+                   for r in self.runs)
+
+    def short(self, done: int | None = None) -> str:
+        """"23% done, elapsed 28 min, ETA 1 h 33 min"."""
+        done = self.done() if done is None else done
+        elapsed = self.clock() - self.t0
+        share = done / self.total if self.total else 1.0
+        rate = (done - self.start) / elapsed if elapsed > 0 else 0.0
+        eta = (clock_text((self.total - done) / rate) if rate > 0
+               else "not known until an iteration is saved")
+        return f"{share:.0%} done, elapsed {clock_text(elapsed)}, ETA {eta}"
+
+    def line(self, done: int | None = None) -> str:
+        what = self.what if len(self.runs) != 1 else self.what.removesuffix("s")
+        return (f"training {len(self.runs)} {what} ({self.total:.3g} environment steps): "
+                + self.short(done))
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            done = self.done()
+            if done != self._last:
+                self._last = done
+                self.say(self.line(done))
+
+    def __enter__(self) -> SetProgress:
+        if self.runs:
+            self._thread = threading.Thread(target=self._loop, name="set-progress",
+                                            daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
+__all__ = ["RunWork", "SetProgress", "clock_text", "iterations_done"]
