@@ -5,6 +5,7 @@ already done), and said while the set trains."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -67,3 +68,37 @@ def test_the_line_is_said_while_the_set_trains_and_only_when_it_moved(tmp_path: 
 
 def test_clock_text() -> None:
     assert clock_text(59) == "1 min" and clock_text(3600 + 33 * 60) == "1 h 33 min"
+
+
+def test_a_run_whose_folder_goes_when_it_finishes_counts_whole(tmp_path: Path) -> None:
+    """An ablation run's partial folder is removed once its curve file is written: the share
+    must not fall back (it did: a finished lockstep group dropped out of the count)."""
+    work, marker = tmp_path / "partial" / "k", tmp_path / "runs" / "k.json"
+    write_curve(work, 40)
+    run = RunWork(work, 50, 2048, finished=marker)
+    progress = SetProgress([run], print)
+    assert progress.done() == 40 * 2048
+    marker.parent.mkdir()
+    marker.write_text("{}")
+    for f in work.iterdir():
+        f.unlink()
+    work.rmdir()
+    assert progress.done() == 50 * 2048
+
+
+def test_a_failing_say_ends_the_line_not_the_training(tmp_path: Path, monkeypatch) -> None:
+    said, escaped = [], []
+
+    def say(line: str) -> None:
+        said.append(line)
+        raise BrokenPipeError("stderr closed")
+
+    monkeypatch.setattr(threading, "excepthook", escaped.append)
+    run = tmp_path / "run"
+    with SetProgress([RunWork(run, 20, 2048)], say, every=0.02):
+        write_curve(run, 5)
+        deadline = time.monotonic() + 5
+        while not said and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.1)
+    assert len(said) == 1 and escaped == []  # tried once, stopped quietly

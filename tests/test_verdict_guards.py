@@ -117,13 +117,18 @@ def test_a_size_below_spec_invalidates_only_the_verdict_it_biases_toward() -> No
                                               "what": "estimates of 1e6 pairs"}]
     assert row["reason_detail"]["decided_by"] == ["paper"]
     assert row["interval"][1] < 0.5  # the interval is still shown
-    unmeasured = outcome(recorder(LOW_AT_SIZE), lambda r: r.check(agents(5), mean_of_means))
-    assert "scale default has step_eval_n without it" in unmeasured["reason"]  # default: 0
-    assert unmeasured["reason_detail"]["sizes"][0]["have"] == 0
-    refuted = recorder(LOW_AT_SIZE)
+    refuted = recorder(LOW_AT_SIZE, "nightly")
     with pytest.raises(pytest.fail.Exception):
         refuted.check(agents(5, mean=0.9), mean_of_means)
     assert row_of(refuted)["verdict"] == "REFUTED"
+    # default measures no estimate at all (step_eval_n 0): neither verdict, whatever the values
+    for mean in (0.1, 0.9):
+        unmeasured = outcome(recorder(LOW_AT_SIZE),
+                             lambda r, m=mean: r.check(agents(5, mean=m), mean_of_means))
+        assert unmeasured["verdict"] == "INCONCLUSIVE"
+        assert "scale default has step_eval_n without it" in unmeasured["reason"]
+        assert unmeasured["reason_detail"]["sizes"][0]["have"] == 0
+    assert blocks_all(LOW_AT_SIZE, get_scale("default")) is not None
     paper = recorder(LOW_AT_SIZE, "paper")
     paper.check(agents(5, mean=0.1), mean_of_means)
     assert row_of(paper)["verdict"] == "REPRODUCED"
@@ -138,9 +143,9 @@ def test_a_size_below_spec_invalidates_only_the_verdict_it_biases_toward() -> No
 ])
 def test_claims_measured_below_their_size_get_no_verdict(claim_id: str,
                                                          decided_by: list[str]) -> None:
-    """The default scale's 16K N grid, 2K/4K landscapes against an 8K reference, 16K-pair
-    high-sample step and 4K-pair reward estimates are not the paper's 1e5-1e6 N, 100K
-    landscape and 1e6-pair step and estimates."""
+    """The default scale's 16K N grid and 8K-pair reference landscape are not the paper's
+    1e5-1e6 N and 100K landscape; it takes no low-sample landscape, high-sample step or reward
+    estimate at all, so those claims have nothing to be decided on."""
     claim = get(claim_id)
     blocked = blocks_all(claim, get_scale("default"))
     assert blocked is not None and "measured below the specified size" in blocked[0]

@@ -214,7 +214,8 @@ def train_runs(runs: list[Run], jobs: int = 1, say: Any = print,
            if missing else "") + f"); training {len(todo)} in {len(groups)} lockstep "
         f"group(s) with {jobs} job(s)")
     done: list[dict[str, Any]] = []
-    work = [RunWork.of(r.config(), _work(r, base)) for r in todo]
+    work = [RunWork.of(r.config(), _work(r, base), root(base) / "runs" / f"{r.config().key()}.json")
+            for r in todo]
     with SetProgress(work, say, "runs") as progress:
         for entry in _entries(backend.run_each(group_job, [(g, base) for g in groups], jobs)):
             done.append(entry)

@@ -7,7 +7,10 @@ run writes as it goes, its ``curve.json`` (one row per iteration, rewritten at e
 whatever process, group or Ray worker trains a run, the set's parent sees its iterations.
 Work is counted in environment steps (iterations x steps per iteration), so a 20480-step run of
 the LR grid weighs ten 2048-step ones, and the ETA is the rate since this call started, so a
-resumed set is not credited with the iterations it found done.
+resumed set is not credited with the iterations it found done. That rate assumes every
+environment step costs the same, so while cheap runs (Hopper) go first and dear ones (Humanoid)
+wait, the ETA is low. Under Ray the parent reads the curves where the workers write them: the
+store must be on a filesystem they share, as training there needs anyway.
 """
 
 from __future__ import annotations
@@ -28,11 +31,20 @@ class RunWork:
     run_dir: Path
     iterations: int
     steps_per_iteration: int
+    finished: Path | None = None
+    """A file that exists once the run is complete, for runs whose ``run_dir`` is removed then
+    (an ablation run keeps only its curve file)."""
 
     @classmethod
-    def of(cls, config: Any, run_dir: Path) -> RunWork:
+    def of(cls, config: Any, run_dir: Path, finished: Path | None = None) -> RunWork:
         """The work of a :class:`pgclaims.agents.agent.TrainConfig` trained in ``run_dir``."""
-        return cls(run_dir, config.iterations, config.hyper.steps_per_iteration)
+        return cls(run_dir, config.iterations, config.hyper.steps_per_iteration, finished)
+
+    def done(self) -> int:
+        """Iterations done: all once ``finished`` exists, else the rows of the curve."""
+        if self.finished is not None and self.finished.exists():
+            return self.iterations
+        return min(iterations_done(self.run_dir), self.iterations)
 
 
 def iterations_done(run_dir: Path) -> int:
@@ -64,8 +76,7 @@ class SetProgress:
 
     def done(self) -> int:
         """Environment steps of the set's runs done so far."""
-        return sum(min(iterations_done(r.run_dir), r.iterations) * r.steps_per_iteration
-                   for r in self.runs)
+        return sum(r.done() * r.steps_per_iteration for r in self.runs)
 
     def short(self, done: int | None = None) -> str:
         """"23% done, elapsed 28 min, ETA 1 h 33 min"."""
@@ -84,10 +95,13 @@ class SetProgress:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.every):
-            done = self.done()
-            if done != self._last:
-                self._last = done
-                self.say(self.line(done))
+            try:
+                done = self.done()
+                if done != self._last:
+                    self._last = done
+                    self.say(self.line(done))
+            except Exception:  # noqa: BLE001 - a progress line must never end the training
+                return
 
     def __enter__(self) -> SetProgress:
         if self.runs:
@@ -99,7 +113,7 @@ class SetProgress:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join()
+            self._thread.join(timeout=5)  # a say() blocked on a full pipe must not hang exit
 
 
 __all__ = ["RunWork", "SetProgress", "clock_text", "iterations_done"]

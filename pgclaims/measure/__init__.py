@@ -44,7 +44,7 @@ class MeasureConfig:
             if hasattr(obj, f.name):
                 v = getattr(obj, f.name)
                 kwargs[f.name] = tuple(v) if isinstance(v, list) else v
-        if "step_eval_n" not in kwargs and hasattr(obj, "landscape_ref_n"):
+        if kwargs.get("step_eval_n") is None and hasattr(obj, "landscape_ref_n"):
             kwargs["step_eval_n"] = obj.landscape_ref_n
         return cls(**kwargs)
 

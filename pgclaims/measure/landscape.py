@@ -119,15 +119,15 @@ def _mean_return(batch: Batch, arg: Any) -> float:
 
 
 def step_study(agent: Agent, repeats: int, eval_n: int, high_n: int, seed: int) -> StepStudy:
+    if high_n and not eval_n:
+        raise ValueError(f"a {high_n}-pair high-sample step needs true-reward evaluations "
+                         "(eval_n > 0) to say what it did")
     torch.set_num_threads(1)
     batches = _batches(agent, [(CHUNK, (40, r)) for r in range(repeats)], seed)
     steps = [algorithm_step(agent, b, rng_for(seed, 41, r)) for r, b in enumerate(batches)]
     theta0 = steps[0].theta0
     gains = [s.objective(agent, theta0 + s.delta) - s.objective(agent, theta0) for s in steps]
     thetas = [theta0] + [theta0 + s.delta for s in steps]
-    if high_n and not eval_n:
-        raise ValueError(f"a {high_n}-pair high-sample step needs true-reward evaluations "
-                         "(eval_n > 0) to say what it did")
     if high_n:
         hi = algorithm_step(agent, _batches(agent, [(high_n, (43,))], seed)[0],
                             rng_for(seed, 44))

@@ -28,9 +28,11 @@ def deciding_scales(claim: Claim) -> list[str]:
 def shortfall(claim: Claim, scale: Scale, outcome: str | None = None
               ) -> tuple[str, dict[str, Any]] | None:
     """(reason, detail) if ``scale`` is short of a size that invalidates ``outcome`` ("REPRODUCED"
-    or "REFUTED"; None: a size that invalidates both), else None."""
+    or "REFUTED"; None: a size that invalidates both), else None. A size the scale does not
+    measure at all (0, or an empty grid) invalidates both: there is nothing to decide on."""
     short = [(size, have) for size, have in scale.short_of(claim.sizes)
-             if (size.blocks_all if outcome is None else outcome in size.invalidates)]
+             if not have or (size.blocks_all if outcome is None
+                             else outcome in size.invalidates)]
     if not short:
         return None
     deciders = deciding_scales(claim)
