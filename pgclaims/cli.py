@@ -244,8 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     fs.add_argument("--protocol", nargs="+", choices=tuple(PROTOCOLS), default=["authors"])
     fs.add_argument("--env", nargs="+", required=True)
     fs.add_argument("--algo", nargs="+", choices=ALGOS, default=list(ALGOS))
-    fs.add_argument("--seeds", type=opt.seed_list, default=(0, 1, 2, 3, 4),
-                    help="comma-separated seeds (default 0,1,2,3,4)")
+    fs.add_argument("--seeds", type=opt.seed_list, default=tuple(range(10)),
+                    help="comma-separated seeds (default 0-9, the committed fixtures' seeds)")
     fs.add_argument("--iterations", type=opt.COUNT, default=500)
     fs.add_argument("--jobs", type=opt.COUNT, default=1,
                     help="agents trained at once (default 1)")

@@ -307,20 +307,20 @@ SMOKE = Scale(
 DEFAULT = Scale(
     name="default",
     description="the committed Hopper, Walker2d and Humanoid fixtures of the authors protocol "
-                "(500 iterations, 5 seeds), measured at iterations 0, 300 and 450 (150 is "
+                "(500 iterations, 10 seeds), measured at iterations 0, 300 and 450 (150 is "
                 "left out for time: no claim needs it) with N up to 16384, 1.5e5-pair true "
                 "gradients, 3x3 surrogate landscapes against an 8K-pair reference at "
                 "iteration 0 and 2K steps without reward estimates (the claims those would "
                 "feed are below CLAIMS.md's sizes here); the training ablations "
                 "(zero-baseline agents, the LR grid at 2048 and 20480 pairs per iteration) "
                 "read from the committed ablation fixtures, nothing trained at run time",
-    wall_time="1 h 39 min measured on 2 CPU cores with -n auto from a fresh clone "
-              "(2026-12-01; 2.3 core-hours, 3.7e7 pairs, by `pgclaims plan`): over the "
-              "30-min target, which no scale with "
-              "Humanoid and 5 seeds meets here (docs/scales.md); --protocol all measures the "
-              "corrected agents too and takes about twice as long",
+    wall_time="about 2.1 h on 2 CPU cores with -n auto (estimated by `pgclaims plan`, "
+              "2026-12-05: 4.6e7 pairs, 3.0-3.5 core-hours; 5 seeds took 1 h 39 min on "
+              "2026-12-01): over the 30-min target, which no scale with Humanoid meets here "
+              "(docs/scales.md); --protocol all measures the corrected agents too and takes "
+              "about twice as long",
     envs=("Hopper-v5", "Walker2d-v5", "Humanoid-v5"), algos=("ppo", "trpo"),
-    seeds=(0, 1, 2, 3, 4), iterations=500, source="fixtures", checkpoint_list=(0, 300, 450),
+    seeds=tuple(range(10)), iterations=500, source="fixtures", checkpoint_list=(0, 300, 450),
     n_grid=(128, 512, 2048, 8192, 16_384), repeats=10, true_grad_n=147_456, heldout_n=4096,
     true_value_n=20_480, landscape_steps=(0.0, 1.5, 3.0), landscape_n=(),
     landscape_ref_n=8192, high_sample_step_n=0, step_eval_n=0, protocols=("authors",),
@@ -328,14 +328,14 @@ DEFAULT = Scale(
 )
 NIGHTLY = Scale(
     name="nightly",
-    description="both protocols' committed fixtures (3 envs x 2 algos x 5 seeds); N up to "
+    description="both protocols' committed fixtures (3 envs x 2 algos x 10 seeds); N up to "
                 "1.3e5 with 1e6-pair true gradients (2e6 for Humanoid), 4x4 landscapes up to "
                 "2e4 pairs per point. A cluster job (--backend ray): it does not fit the 2-hour "
                 "budget on 2 cores (docs/scales.md)",
-    wall_time="cluster scale: about 65 core-hours (8.8e8 pairs), about 50 min on 100 cores "
-              "and 40 h on 2 (estimated by `pgclaims plan --scale nightly`, 2026-12-01)",
+    wall_time="cluster scale: about 115 core-hours (1.75e9 pairs), about 90 min on 100 "
+              "cores and 3 days on 2 (estimated by `pgclaims plan --scale nightly`, 2026-12-05)",
     envs=("Hopper-v5", "Walker2d-v5", "Humanoid-v5"), algos=("ppo", "trpo"),
-    seeds=(0, 1, 2, 3, 4), iterations=500, source="fixtures",
+    seeds=tuple(range(10)), iterations=500, source="fixtures",
     n_grid=(128, 512, 2048, 8192, 32_768, 131_072), repeats=10,
     true_grad_n=1_000_000, true_grad_n_by_env=(("Humanoid-v5", 2_000_000),), heldout_n=8192,
     true_value_n=204_800, landscape_steps=(0.0, 1.0, 2.0, 3.0), landscape_n=(2048, 20_480),
