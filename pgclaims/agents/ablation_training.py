@@ -32,6 +32,7 @@ from pgclaims.agents.ablations import (
     final_window,
     read_manifest,
     root,
+    run_file,
 )
 from pgclaims.agents.agent import TRAINING_VERSION, Agent
 from pgclaims.agents.fixtures import LOCKSTEP
@@ -90,7 +91,7 @@ def _complete(run: Run, agent: Agent, base: Path, cpu_s: float, cpu_iterations: 
     cfg = run.config()
     curve = compact_curve(agent.curve, run.steps)
     entry = manifest_entry(run, curve, agent.curve, cpu_s, cpu_iterations, lockstep)
-    write_json(root(base) / "runs" / f"{cfg.key()}.json",
+    write_json(run_file(run, base),
                {"schema": SCHEMA, "config": cfg.to_dict(), "curve": curve})
     _record(base, entry)
     shutil.rmtree(_work(run, base), ignore_errors=True)
@@ -214,8 +215,7 @@ def train_runs(runs: list[Run], jobs: int = 1, say: Any = print,
            if missing else "") + f"); training {len(todo)} in {len(groups)} lockstep "
         f"group(s) with {jobs} job(s)")
     done: list[dict[str, Any]] = []
-    work = [RunWork.of(r.config(), _work(r, base), root(base) / "runs" / f"{r.config().key()}.json")
-            for r in todo]
+    work = [RunWork.of(r.config(), _work(r, base), run_file(r, base)) for r in todo]
     with SetProgress(work, say, "runs") as progress:
         for entry in _entries(backend.run_each(group_job, [(g, base) for g in groups], jobs)):
             done.append(entry)

@@ -246,6 +246,12 @@ def final_window(env_id: str, algo: str) -> int:
     return FINAL_TABLE1_ITERATIONS * table1_steps(env_id, algo)
 
 
+def run_file(run: Run, base: Path | None = None) -> Path:
+    """Where a finished run's curve is stored: ``runs/<config key>.json`` of the ablation
+    store (written last but one, before its manifest entry)."""
+    return root(base) / "runs" / f"{run.config().key()}.json"
+
+
 def curve(run: Run, base: Path | None = None) -> dict[str, list[float]]:
     """The run's compact curve: from the ablation store, or for a committed fixture's run
     from the fixture store. :class:`AblationMissing` names the command that trains it."""
@@ -255,7 +261,7 @@ def curve(run: Run, base: Path | None = None) -> dict[str, list[float]]:
         return compact_curve(rows, run.steps)
     key = run.config().key()
     entries = {r["key"] for r in read_manifest(base)["runs"]}
-    path = root(base) / "runs" / f"{key}.json"
+    path = run_file(run, base)
     if key not in entries:
         raise AblationMissing(f"ablation fixtures missing: {run.protocol} {run.env_id} "
                               f"{run.algo} seed {run.seed}, {run.label} is not in "
@@ -288,4 +294,5 @@ def describe(base: Path | None = None) -> str:
 
 
 __all__ = ["STUDIES", "AblationMissing", "Run", "binned", "command_for", "compact_curve", "curve",
-           "describe", "final_return", "final_window", "read_manifest", "root", "runs_for"]
+           "describe", "final_return", "final_window", "read_manifest", "root", "run_file",
+           "runs_for"]
