@@ -107,15 +107,16 @@ class Study:
             progress=self._say("landscape", env, algo, seed, it)))
 
     def ablation_runs(self, claim_id: str, env: str, algo: str, variants: str) -> list[Any]:
-        """Per seed of the scale, the training runs an ablation claim reads
-        (:func:`pgclaims.suite.plan.ablation_runs`: the plan prices exactly these)."""
+        """Per ablation seed of the scale (``Scale.ablation_agents``), the training runs an
+        ablation claim reads (:func:`pgclaims.suite.plan.ablation_runs`: the plan prices
+        exactly these)."""
         from pgclaims.suite.claims import get
         from pgclaims.suite.plan import ablation_runs
 
         if self.external:
             raise Unsupported("training_run", f"{env} {algo}: no ablation runs")
         return [ablation_runs(get(claim_id), self.scale, self.agents.protocol, env, algo, seed,
-                              variants) for seed in self.scale.seeds]
+                              variants) for seed in self.scale.ablation_agents]
 
     def final_returns(self, runs: list[Any]) -> dict[Any, float]:
         """Each run's final return (:func:`pgclaims.agents.ablations.final_return`): from the

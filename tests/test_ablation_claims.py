@@ -136,6 +136,8 @@ def test_both_claims_are_decided_from_the_store_with_readings(report) -> None:
     assert ppo["extra"]["budget_pairs"] == 20480  # 10 iterations at 2048, 1 at 20480
     assert "Grid: the Adam LR at x0.5, x1, x2 of Table 1's 0.00045" in ppo["reading"]
     assert "(2048 -> 20480): seed 0: x1 -> x0.5" in ppo["reading"]
+    assert ("Mean final return over seeds per step size, at 2048: x0.5 707, x1 910, x2 707; "
+            "at 20480: x0.5 810, x1 610, x2 410.") in ppo["reading"]
     trpo = rows["regime.more_samples_lower_lr", "trpo"]
     # ratio 1 satisfies <= 1, but both best KL bounds are the grid's top: only a bound (and
     # every seed gives exactly 1, so no spread either: the reason says both)

@@ -174,6 +174,19 @@ def test_plan_lists_exactly_what_the_claims_tests_request(name: str, protocol: A
                            * len(scale.seeds))
 
 
+def test_the_default_scale_reads_ablation_runs_of_seeds_0_to_4_only() -> None:
+    """Issue 21 trains the ablations on 5 seeds while the agents have 10: the plan prices, and
+    the claims read, the runs of seeds 0-4; a scale narrower than that reads its own seeds."""
+    default = get_scale("default")
+    assert default.seeds == tuple(range(10)) and default.ablation_agents == (0, 1, 2, 3, 4)
+    assert default.override(seeds=(3, 4, 5)).ablation_agents == (3, 4)
+    assert get_scale("paper").ablation_agents == get_scale("paper").seeds
+    p = plan.build(default, ["baseline.needed_for_reward", "regime.more_samples_lower_lr"])
+    seeds = {t.seed for t in p.tasks.values() if t.kind == "ablation"}
+    assert seeds == {0, 1, 2, 3, 4}
+    assert "ablations on seeds 0, 1, 2, 3, 4" in default.describe()
+
+
 def test_paper_mini_has_every_capability_of_paper() -> None:
     mini, paper = get_scale("paper-mini"), get_scale("paper")
     assert paper.provides <= mini.provides

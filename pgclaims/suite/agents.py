@@ -176,7 +176,7 @@ class AgentStore:
                 continue
             for env in self.scale.envs:
                 for algo in self.scale.algos:
-                    for seed in self.seeds:
+                    for seed in self.scale.ablation_agents:
                         for run in ablation_runs(claim, self.scale, self.protocol, env, algo,
                                                  seed, variants[0]):
                             curve = self._ablation_curve(run)

@@ -292,6 +292,8 @@ def _add_claim(plan: Plan, claim: Claim, cfg: MeasureConfig, protocol: str, env:
     measures = False
     for use in USES[claim.id]:
         if use.kind == "ablation":
+            if seed not in scale.ablation_agents:
+                continue
             for run in ablation_runs(claim, scale, protocol, env, algo, seed, use.variants):
                 plan.add(ablation_task(run), claim.id)
             continue

@@ -184,7 +184,21 @@ def _regime_runs(extra: Mapping[str, Any]) -> str | None:
             f"and {high} pairs per iteration, every run {int(budget):,} pairs "
             f"({int(budget) // int(low)} and {int(budget) // int(high)} iterations{anneal}). "
             f"Best multiplier by final return "
-            f"({low} -> {high}): {per_seed}. {edge}")
+            f"({low} -> {high}): {per_seed}. {edge}{_grid_means(extra, grid, (low, high))}")
+
+
+def _grid_means(extra: Mapping[str, Any], grid: list[float], steps: tuple[str, str]) -> str:
+    """Mean final return over seeds per batch size and step size: how flat the grid is."""
+    finals = extra.get("final_returns") or {}
+    parts = []
+    for n in steps:
+        cells = [[float(f[k]) for f in finals.values() if (k := f"{n}/x{m:g}") in f]
+                 for m in grid]
+        if all(cells):
+            parts.append(f"at {n}: " + ", ".join(f"x{m:g} {_mean(c):.0f}"
+                                                 for m, c in zip(grid, cells, strict=True)))
+    return (" Mean final return over seeds per step size, " + "; ".join(parts) + "."
+            if parts else "")
 
 
 DESCRIPTIONS: Mapping[str, Callable[[Mapping[str, Any]], str | None]] = {

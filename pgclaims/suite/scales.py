@@ -3,8 +3,8 @@
 A :class:`Scale` fixes the agents (environments, algorithms, seeds, training length, where they
 come from) and every sample count the measurements use. The five profiles in :data:`SCALES` are
 fixed data; experiments derive variants with :meth:`Scale.override` and make them selectable
-with :func:`register_scale`. Sample counts are in
-state-action pairs; training length in iterations of 2048 pairs.
+with :func:`register_scale`. Sample counts are in state-action pairs; training length in
+iterations of 2048 pairs.
 """
 
 from __future__ import annotations
@@ -79,6 +79,9 @@ class Scale:
     """Step sizes for regime.more_samples_lower_lr, as multiples of Table 1's (PPO's Adam LR,
     TRPO's KL bound); empty when the scale trains no such grid. A non-empty grid provides the
     "lr_grid" capability."""
+    ablation_seeds: tuple[int, ...] = ()
+    """Seeds of the training ablations' runs (zero-baseline agents, the LR grid), read where
+    they are among :attr:`seeds`; empty: all of the seeds. Each seed costs a run per variant."""
     true_grad_n_by_env: tuple[tuple[str, int], ...] = ()
     """Per-environment overrides of :attr:`true_grad_n` (Humanoid needs more)."""
     bootstrap_resamples: int = 2000
@@ -149,6 +152,14 @@ class Scale:
     def trained(self) -> tuple[int, ...]:
         """Every checkpoint but iteration 0."""
         return tuple(c for c in self.checkpoints if c > 0)
+
+    @property
+    def ablation_agents(self) -> tuple[int, ...]:
+        """The seeds whose ablation runs the claims read: :attr:`seeds` that are in
+        :attr:`ablation_seeds`, or every seed when it is empty."""
+        if not self.ablation_seeds:
+            return self.seeds
+        return tuple(s for s in self.seeds if s in self.ablation_seeds)
 
     @property
     def provides(self) -> frozenset[str]:
@@ -232,7 +243,7 @@ class Scale:
             value = getattr(self, f.name)
             if f.name == "capabilities":
                 value = sorted(self.provides)
-            elif f.name in ("checkpoint_list", "external") and not value:
+            elif f.name in ("checkpoint_list", "external", "ablation_seeds") and not value:
                 continue  # derived checkpoints, agents of the scale's own: as before
             elif f.name == "external":
                 value = json.loads(value)
@@ -257,31 +268,10 @@ class Scale:
                 f"(checkpoints {', '.join(map(str, self.checkpoints))}) from {self.source}")
 
     def describe(self) -> str:
-        """A multi-line printable profile."""
-        by_env = "".join(f", {e}: {n}" for e, n in self.true_grad_n_by_env)
-        lines = [
-            f"scale {self.name}: {self.description}",
-            f"  agents        {', '.join(self.envs)} x {', '.join(self.algos)} x seeds "
-            f"{', '.join(map(str, self.seeds))} ({self.source})",
-            f"  training      {self.iterations} iterations; checkpoints "
-            f"{', '.join(map(str, self.checkpoints))} (late: {', '.join(map(str, self.late))})",
-            f"  gradients     N grid {', '.join(map(str, self.n_grid))}; true gradient "
-            f"{self.true_grad_n}{by_env} pairs; {self.repeats} repeats",
-            f"  value         held-out {self.heldout_n} pairs; true value fit on "
-            f"{self.true_value_n} pairs",
-            f"  landscape     a, b in {', '.join(f'{x:g}' for x in self.landscape_steps)}; "
-            f"N per point {', '.join(map(str, self.landscape_n)) or 'none'}; reference "
-            f"{self.landscape_ref_n}; high-sample step {self.high_sample_step_n or 'none'}",
-            f"  intervals     {self.confidence_level:.0%} {self.bootstrap_method}, "
-            f"{self.bootstrap_resamples} resamples",
-            f"  capabilities  {', '.join(sorted(self.provides))}"
-            + (f"; LR grid x{', x'.join(f'{x:g}' for x in self.lr_grid)}" if self.lr_grid
-               else ""),
-            f"  wall time     {self.wall_time}",
-        ]
-        if self.agent_shortfall:
-            lines.insert(2, f"  warning       {self.agent_shortfall}")
-        return "\n".join(lines)
+        """A multi-line printable profile (:func:`pgclaims.suite.scale_text.describe`)."""
+        from pgclaims.suite.scale_text import describe
+
+        return describe(self)
 
 
 HALF_STEPS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
@@ -313,7 +303,8 @@ DEFAULT = Scale(
                 "iteration 0 and 2K steps without reward estimates (the claims those would "
                 "feed are below CLAIMS.md's sizes here); the training ablations "
                 "(zero-baseline agents, the LR grid at 2048 and 20480 pairs per iteration) "
-                "read from the committed ablation fixtures, nothing trained at run time",
+                "(seeds 0-4) read from the committed ablation fixtures, nothing trained at run "
+                "time",
     wall_time="about 2.1 h on 2 CPU cores with -n auto (estimated by `pgclaims plan`, "
               "2026-12-05: 4.6e7 pairs, 3.0-3.5 core-hours; 5 seeds took 1 h 39 min on "
               "2026-12-01): over the 30-min target, which no scale with Humanoid meets here "
@@ -325,6 +316,7 @@ DEFAULT = Scale(
     true_value_n=20_480, landscape_steps=(0.0, 1.5, 3.0), landscape_n=(),
     landscape_ref_n=8192, high_sample_step_n=0, step_eval_n=0, protocols=("authors",),
     capabilities=frozenset({"zero_baseline_agents"}), lr_grid=LR_GRID,
+    ablation_seeds=tuple(range(5)),
 )
 NIGHTLY = Scale(
     name="nightly",
