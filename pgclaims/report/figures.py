@@ -128,9 +128,10 @@ def _ablations(rows: list[dict[str, Any]], uid: str) -> list[Drawing]:
                 ax.legend(loc="best", fontsize="small")
             axes[0].set_ylabel("mean episode return (raw)")
 
+        knob = ("Adam LR, annealed over each run's own iterations" if algo == "ppo"
+                else "KL bound" if algo == "trpo" else "step size")
         caption = (f"{env} · {algo.upper()}: one thin line per training seed; every run the "
-                   "same budget of pairs (PPO's LR annealed over each run's own iterations), "
-                   "step sizes as multiples of Table 1's (PPO: Adam LR, TRPO: KL bound).")
+                   f"same budget of pairs; step sizes as multiples of Table 1's ({knob}).")
         drawings.append(_safe(caption, draw, width=PANEL_W * 1.25 * len(panels) + 0.5,
                               height=PANEL_H + 0.45, uid=f"{uid}-{k}",
                               title=f"training ablations, {env} {algo}"))
