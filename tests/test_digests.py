@@ -138,7 +138,8 @@ def test_an_entry_without_digests_is_refused_with_the_command_that_records_them(
 def test_fixtures_verify_checks_the_whole_store(store: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["fixtures", "verify"], capsys)
-    assert code == 0 and out.strip().endswith("1 agents, 5 files checked, no problem")
+    assert code == 0 and out.strip().endswith(
+        "1 agents, 5 files checked; 0 ablation runs, 0 checked; no problem")
     folder = store / "store" / entry_of(store)["key"]
     flip_a_bit(folder / "ckpt_0001.safetensors")
     (folder / "ckpt_0000.safetensors").unlink()

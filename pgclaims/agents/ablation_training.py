@@ -23,6 +23,7 @@ from typing import Any
 
 from filelock import FileLock
 
+from pgclaims import fsio
 from pgclaims.agents import backend, fixtures
 from pgclaims.agents.ablations import (
     SCHEMA,
@@ -91,8 +92,9 @@ def _complete(run: Run, agent: Agent, base: Path, cpu_s: float, cpu_iterations: 
     cfg = run.config()
     curve = compact_curve(agent.curve, run.steps)
     entry = manifest_entry(run, curve, agent.curve, cpu_s, cpu_iterations, lockstep)
-    write_json(run_file(run, base),
-               {"schema": SCHEMA, "config": cfg.to_dict(), "curve": curve})
+    path = run_file(run, base)
+    write_json(path, {"schema": SCHEMA, "config": cfg.to_dict(), "curve": curve})
+    entry["sha256"] = fsio.sha256_file(path)  # checked whenever the claims read the curve
     _record(base, entry)
     shutil.rmtree(_work(run, base), ignore_errors=True)
     return entry

@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from pgclaims.agents import fixtures
+from pgclaims.agents import digests, fixtures
 from pgclaims.agents.agent import Hyper, TrainConfig
 
 SCHEMA = 1
@@ -260,9 +260,11 @@ def curve(run: Run, base: Path | None = None) -> dict[str, list[float]]:
                               protocol=run.protocol)
         return compact_curve(rows, run.steps)
     key = run.config().key()
-    entries = {r["key"] for r in read_manifest(base)["runs"]}
+    runs = read_manifest(base)["runs"]
+    index = next((i for i, r in enumerate(runs) if isinstance(r, dict) and r.get("key") == key),
+                 None)
     path = run_file(run, base)
-    if key not in entries:
+    if index is None:
         raise AblationMissing(f"ablation fixtures missing: {run.protocol} {run.env_id} "
                               f"{run.algo} seed {run.seed}, {run.label} is not in "
                               f"{root(base) / 'manifest.json'}; run: {run.command()}")
@@ -273,7 +275,28 @@ def curve(run: Run, base: Path | None = None) -> dict[str, list[float]]:
         raise fixtures.FixtureError(f"{path}: field 'curve': unreadable ({exc}); retrain: "
                                     f"delete its entry from the manifest and run "
                                     f"{run.command()}") from exc
+    check_run_file(runs[index], index, base)
     return out
+
+
+def check_run_file(entry: dict[str, Any], index: int, base: Path | None = None) -> bool:
+    """Check a run's ``runs/<key>.json`` against the ``sha256`` of its manifest entry
+    (``runs[index]``); :class:`FixtureError` names the file when it differs. False when the
+    entry has no digest (written before digests; ``pgclaims fixtures verify --write-missing``
+    records them)."""
+    recorded = entry.get("sha256")
+    if recorded is None:
+        return False
+    path = root(base) / "runs" / f"{entry['key']}.json"
+    if not path.is_file():
+        raise fixtures.FixtureError(f"{path}: missing (listed by runs[{index}] of "
+                                    f"{root(base) / 'manifest.json'}); restore it or retrain")
+    try:
+        digests.check(path, str(recorded), f"{root(base) / 'manifest.json'} "
+                                           f"runs[{index}].sha256")
+    except digests.DigestError as exc:
+        raise fixtures.FixtureError(str(exc)) from None
+    return True
 
 
 def describe(base: Path | None = None) -> str:
@@ -293,6 +316,7 @@ def describe(base: Path | None = None) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["STUDIES", "AblationMissing", "Run", "binned", "command_for", "compact_curve", "curve",
+__all__ = ["STUDIES", "AblationMissing", "Run", "binned", "check_run_file", "command_for",
+           "compact_curve", "curve",
            "describe", "final_return", "final_window", "read_manifest", "root", "run_file",
            "runs_for"]
