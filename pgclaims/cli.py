@@ -136,7 +136,9 @@ def cmd_fixtures(args: argparse.Namespace) -> int:
     if args.fixtures_cmd == "train-ablations":
         return cmd_train_ablations(args)
     if args.fixtures_cmd == "verify":
-        return 1 if fixtures.verify(write_missing=args.write_missing, say=print) else 0
+        from pgclaims.agents import storeverify
+
+        return 1 if storeverify.verify(write_missing=args.write_missing, say=print) else 0
     if args.fixtures_cmd == "train-set":
         configs = [TrainConfig.create(env, algo, seed, args.iterations, protocol=protocol)
                    for protocol in args.protocol for env in args.env for algo in args.algo

@@ -112,7 +112,7 @@ def test_a_run_file_is_checked_against_its_digest(trained: tuple[Path, Run, dict
     import shutil
 
     from pgclaims import fsio
-    from pgclaims.agents import storecheck
+    from pgclaims.agents import storeverify
 
     base, run, entry = trained
     copy = tmp_path / "fx"
@@ -120,23 +120,23 @@ def test_a_run_file_is_checked_against_its_digest(trained: tuple[Path, Run, dict
     path = ablations.root(copy) / "runs" / f"{entry['key']}.json"
     assert entry["sha256"] == fsio.sha256_file(path)
     lines: list[str] = []
-    assert storecheck.verify_ablations(copy, say=lines.append) == (1, 1, 0)
+    assert storeverify.verify_ablations(copy, say=lines.append) == (1, 1, 0)
     data = json.loads(path.read_text())
     data["curve"]["mean_return"][-1] += 1000.0  # an edit to another valid curve
     path.write_text(json.dumps(data))
     with pytest.raises(fixtures.FixtureError, match=rf"{path}: sha256 .* runs\[0\]\.sha256"):
         ablations.curve(run, copy)
-    assert storecheck.verify_ablations(copy, say=lines.append) == (1, 0, 1)
+    assert storeverify.verify_ablations(copy, say=lines.append) == (1, 0, 1)
     manifest = ablations.root(copy) / "manifest.json"
     doc = json.loads(manifest.read_text())
     del doc["runs"][0]["sha256"]  # an entry from before digests
     manifest.write_text(json.dumps(doc))
-    assert storecheck.verify_ablations(copy, say=lines.append) == (1, 0, 1)
+    assert storeverify.verify_ablations(copy, say=lines.append) == (1, 0, 1)
     assert "have no sha256 digest" in lines[-1] and "--write-missing" in lines[-1]
-    assert storecheck.verify_ablations(copy, write_missing=True, say=lines.append) == (1, 1, 0)
+    assert storeverify.verify_ablations(copy, write_missing=True, say=lines.append) == (1, 1, 0)
     assert ablations.curve(run, copy)["mean_return"][-1] == data["curve"]["mean_return"][-1]
     path.unlink()
-    assert storecheck.verify_ablations(copy, say=lines.append) == (1, 0, 1)
+    assert storeverify.verify_ablations(copy, say=lines.append) == (1, 0, 1)
     assert lines[-1].startswith(f"{path}: missing (listed by runs[0]")
 
 

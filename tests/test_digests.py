@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pgclaims.agents import checkpoint, fixtures
+from pgclaims.agents import checkpoint, fixtures, storeverify
 from pgclaims.agents.agent import Agent, TrainConfig
 from pgclaims.agents.fixtures import FixtureError
 from pgclaims.cli import main
@@ -304,5 +304,5 @@ def test_the_committed_fixture_store_is_fully_digested_and_intact() -> None:
     if not (REPO_FIXTURES / "manifest.json").exists():
         pytest.skip("no fixture store in this checkout")
     lines: list[str] = []
-    problems = fixtures.verify(REPO_FIXTURES, say=lines.append)
+    problems = storeverify.verify(REPO_FIXTURES, say=lines.append)
     assert problems == 0, "\n".join(lines)

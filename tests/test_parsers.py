@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pgclaims.agents import checkpoint, fixtures
+from pgclaims.agents import checkpoint, fixtures, storeverify
 from pgclaims.agents.agent import TrainConfig, make_agent
 from pgclaims.agents.fixtures import FixtureError
 from pgclaims.cli import main
@@ -121,7 +121,7 @@ def test_any_fixture_manifest_is_a_valid_load_or_one_fixture_error(data: st.Data
         (base / "manifest.json").write_text(json.dumps(doc))
         for use in (lambda: fixtures.describe(base),
                     lambda: fixtures.find("Hopper-v5", "ppo", 0, 500, base, "authors"),
-                    lambda: fixtures.verify(base, say=lambda line: None)):
+                    lambda: storeverify.verify(base, say=lambda line: None)):
             try:
                 use()
             except FixtureError as exc:

@@ -8,7 +8,7 @@ Layout under ``fixtures/``::
     store/<key>/ckpt_NNNN.safetensors
 
 Every file of a fixture has its sha256 in the manifest entry (``sha256``), checked whenever it
-is loaded; ``pgclaims fixtures verify`` checks the whole store (:mod:`pgclaims.agents.storecheck`).
+is loaded; ``pgclaims fixtures verify`` checks the whole store (:mod:`pgclaims.agents.storeverify`).
 A finished fixture is never trained again, and the manifest entry is written before the files
 kept only for resuming (``latest.safetensors``, ``sha256.json``) are removed, so a failed
 manifest write loses nothing: the rerun finds the run finished and writes the entry.
@@ -272,11 +272,6 @@ def final_return_text(entry: dict[str, Any]) -> str:
     return f"final mean return {ret:.0f}"
 
 
-def verify(base: Path | None = None, write_missing: bool = False, say: Any = print) -> int:
-    """:func:`pgclaims.agents.storecheck.verify` of the store (default: :func:`root`)."""
-    return storecheck.verify(base or root(), write_missing, say)
-
-
 def train_job(job: tuple[TrainConfig, Path]) -> dict[str, Any]:
     """Train (or resume) one fixture, ``(config, store base)``."""
     config, base = job
@@ -352,4 +347,4 @@ def train_set(configs: list[TrainConfig], jobs: int = 1,
 
 
 __all__ = ["FixtureError", "check_files", "curve", "describe", "find", "finished", "load",
-           "lockstep_groups", "train_fixture", "train_fixtures_together", "train_set", "verify"]
+           "lockstep_groups", "train_fixture", "train_fixtures_together", "train_set"]

@@ -1,4 +1,4 @@
-"""Checking the fixture store against the digests in its manifest (``pgclaims fixtures verify``).
+"""Checking the agent fixtures against the digests in their manifest (``fixtures verify``).
 
 Every file of a fixture (checkpoints, config, curve) has its sha256 in the manifest entry. An
 entry written before digests existed has none: :func:`verify` with ``write_missing`` records
@@ -92,13 +92,14 @@ def bless(entry: dict[str, Any], where: str, base: Path) -> dict[str, str]:
     return {name: fsio.sha256_file(folder / name) for name in manifest.expected_files(entry)}
 
 
-def verify(base: Path, write_missing: bool = False,
-           say: Callable[[str], Any] = print) -> int:
-    """Check every file of every manifest entry against its sha256; ``say`` one line per
-    problem and a summary. With ``write_missing``, entries without digests get them (after
-    :func:`bless` checks their files); an existing digest is never replaced. Returns the
-    number of problems (0: the store is whole). A store folder that does not exist is a
-    :class:`FixtureError` (nothing verified is not a store verified)."""
+def verify_agents(base: Path, write_missing: bool = False,
+                  say: Callable[[str], Any] = print) -> tuple[int, int, int]:
+    """The agents' part of :func:`pgclaims.agents.storeverify.verify`: check every file of
+    every manifest entry against its sha256, ``say`` one line per problem. With
+    ``write_missing``, entries without digests get them (after :func:`bless` checks their
+    files); an existing digest is never replaced. Returns (agents listed, files checked,
+    problems). A store folder that does not exist is a :class:`FixtureError` (nothing verified
+    is not a store verified)."""
     if not base.is_dir():
         what = "does not exist" if not base.exists() else "is not a folder"
         raise FixtureError(f"{base}: {what}, so there is no fixture store to verify (the store "
@@ -141,60 +142,7 @@ def verify(base: Path, write_missing: bool = False,
     if stray:
         say(f"note: {len(stray)} store folders are not in the manifest (training in progress or "
             f"interrupted; not checked): {', '.join(stray[:5])}{' ...' if len(stray) > 5 else ''}")
-    runs, checked, bad = verify_ablations(base, write_missing, say)
-    problems += bad
-    say(f"{base}: {len(doc['agents'])} agents, {files} files checked; {runs} ablation runs, "
-        f"{checked} checked; {'no problem' if not problems else f'{problems} problems'}")
-    return problems
+    return len(doc["agents"]), files, problems
 
 
-def verify_ablations(base: Path, write_missing: bool = False,
-                     say: Callable[[str], Any] = print) -> tuple[int, int, int]:
-    """The ablation store's part of :func:`verify`: every run's ``runs/<key>.json`` against
-    the ``sha256`` of its manifest entry (recorded for entries without one when
-    ``write_missing``). Returns (runs listed, files checked, problems)."""
-    from pgclaims.agents import ablations
-
-    if not (ablations.root(base) / "manifest.json").exists():
-        return 0, 0, 0
-    path = ablations.root(base) / "manifest.json"
-    try:
-        runs = ablations.read_manifest(base)["runs"]
-    except FixtureError as exc:
-        say(str(exc))
-        return 0, 0, 1
-    checked = problems = 0
-    missing = []
-    for i, entry in enumerate(runs):
-        try:
-            if not isinstance(entry, dict) or not isinstance(entry.get("key"), str):
-                raise FixtureError(f"{path}: runs[{i}]: not a run entry (no 'key')")
-            if ablations.check_run_file(entry, i, base):
-                checked += 1
-            elif not (ablations.root(base) / "runs" / f"{entry['key']}.json").is_file():
-                raise FixtureError(f"{ablations.root(base) / 'runs'}/{entry['key']}.json: "
-                                   f"missing (listed by runs[{i}] of {path}); restore it or "
-                                   "retrain")
-            else:
-                missing.append(entry["key"])
-        except FixtureError as exc:
-            problems += 1
-            say(str(exc))
-    if missing and write_missing:
-        with FileLock(str(ablations.root(base) / ".manifest.lock")):  # training appends too
-            doc = ablations.read_manifest(base)
-            for entry in doc["runs"]:
-                if entry.get("key") in missing and "sha256" not in entry:
-                    run_path = ablations.root(base) / "runs" / f"{entry['key']}.json"
-                    entry["sha256"] = fsio.sha256_file(run_path)
-                    checked += 1
-            write_json(path, doc)
-        say(f"recorded the sha256 of {len(missing)} ablation runs in {path}")
-    elif missing:
-        problems += len(missing)
-        say(f"{path}: {len(missing)} ablation runs have no sha256 digest (e.g. {missing[0]}); "
-            "record them with `pgclaims fixtures verify --write-missing`")
-    return len(runs), checked, problems
-
-
-__all__ = ["bless", "check_files", "entry_digests", "verify"]
+__all__ = ["bless", "check_files", "entry_digests", "verify_agents"]
