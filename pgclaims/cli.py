@@ -13,7 +13,7 @@ from pgclaims.agents.agent import ALGOS, TrainConfig
 from pgclaims.agents.protocol import PROTOCOLS
 from pgclaims.agents.runlock import RunLockedError
 from pgclaims.measure_command import cmd_measure, measure_summary  # noqa: F401 - re-exported
-from pgclaims.suite.scales import LR_GRID
+from pgclaims.suite.scales import LR_GRID_WIDE
 
 OTHER_ALGO = {"ppo": {"max_kl": ("--max-kl", "TRPO's KL bound",
                                  "PPO's step is set by --policy-lr and its clip range")},
@@ -268,9 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     fa.add_argument("--algo", nargs="+", choices=ALGOS, default=list(ALGOS))
     fa.add_argument("--seeds", type=opt.seed_list, default=(0, 1, 2, 3, 4),
                     help="comma-separated seeds (default 0,1,2,3,4)")
-    fa.add_argument("--multipliers", type=opt.positive_list, default=LR_GRID,
+    fa.add_argument("--multipliers", type=opt.positive_list, default=LR_GRID_WIDE,
                     help="regime: step sizes as multiples of Table 1's (default: the default "
-                    "scale's grid, " + ",".join(f"{m:g}" for m in LR_GRID) + ")")
+                    "scale's grid, " + ",".join(f"{m:g}" for m in LR_GRID_WIDE) + ")")
     fa.add_argument("--steps", type=opt.count_list, default=None,
                     help="regime: pairs per iteration (default 2048,20480, the claim's)")
     fa.add_argument("--budget", type=opt.NON_NEGATIVE_INT, default=0,

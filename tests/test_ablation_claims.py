@@ -18,7 +18,7 @@ from pgclaims.agents.agent import TRAINING_VERSION, TrainConfig
 from pgclaims.agents.train import write_json
 from pgclaims.suite.claims import get
 from pgclaims.suite.plan import ablation_runs
-from pgclaims.suite.scales import get_scale
+from pgclaims.suite.scales import LR_GRID, get_scale
 
 pytest_plugins = ["pytester"]
 
@@ -30,7 +30,7 @@ from pgclaims.suite.scales import get_scale, register_scale
 
 register_scale(get_scale("default").override(
     name="ablate", envs=("{ENV}",), algos=("ppo", "trpo"), seeds={SEEDS!r},
-    iterations={ITERATIONS}, checkpoint_list=()))
+    iterations={ITERATIONS}, checkpoint_list=(), lr_grid=(0.5, 1.0, 2.0)))
 """
 ABLATION_CLAIMS = ("baseline.needed_for_reward", "regime.more_samples_lower_lr")
 TESTS = "from claims.test_ablations import test_more_samples_lower_lr, test_needed_for_reward\n"
@@ -38,7 +38,8 @@ TESTS = "from claims.test_ablations import test_more_samples_lower_lr, test_need
 
 def scale():
     return get_scale("default").override(name="ablate", envs=(ENV,), algos=("ppo", "trpo"),
-                                         seeds=SEEDS, iterations=ITERATIONS, checkpoint_list=())
+                                         seeds=SEEDS, iterations=ITERATIONS, checkpoint_list=(),
+                                         lr_grid=LR_GRID)  # the designed returns' grid
 
 
 def final(run: ablations.Run) -> float:
