@@ -30,7 +30,7 @@ from pgclaims.suite.scales import get_scale, register_scale
 
 register_scale(get_scale("default").override(
     name="ablate", envs=("{ENV}",), algos=("ppo", "trpo"), seeds={SEEDS!r},
-    iterations={ITERATIONS}, checkpoint_list=(), lr_grid=(0.5, 1.0, 2.0)))
+    iterations={ITERATIONS}, checkpoint_list=(), lr_grid={LR_GRID!r}))
 """
 ABLATION_CLAIMS = ("baseline.needed_for_reward", "regime.more_samples_lower_lr")
 TESTS = "from claims.test_ablations import test_more_samples_lower_lr, test_needed_for_reward\n"

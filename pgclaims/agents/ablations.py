@@ -281,16 +281,16 @@ def curve(run: Run, base: Path | None = None) -> dict[str, list[float]]:
 
 def check_run_file(entry: dict[str, Any], index: int, base: Path | None = None) -> bool:
     """Check a run's ``runs/<key>.json`` against the ``sha256`` of its manifest entry
-    (``runs[index]``); :class:`FixtureError` names the file when it differs. False when the
-    entry has no digest (written before digests; ``pgclaims fixtures verify --write-missing``
-    records them)."""
-    recorded = entry.get("sha256")
-    if recorded is None:
-        return False
+    (``runs[index]``); :class:`FixtureError` names the file when it is missing or differs.
+    False when the entry has no digest (written before digests; ``pgclaims fixtures verify
+    --write-missing`` records them)."""
     path = root(base) / "runs" / f"{entry['key']}.json"
     if not path.is_file():
         raise fixtures.FixtureError(f"{path}: missing (listed by runs[{index}] of "
                                     f"{root(base) / 'manifest.json'}); restore it or retrain")
+    recorded = entry.get("sha256")
+    if recorded is None:
+        return False
     try:
         digests.check(path, str(recorded), f"{root(base) / 'manifest.json'} "
                                            f"runs[{index}].sha256")

@@ -1,10 +1,10 @@
 """Checking the agent fixtures against the digests in their manifest (``fixtures verify``).
 
 Every file of a fixture (checkpoints, config, curve) has its sha256 in the manifest entry. An
-entry written before digests existed has none: :func:`verify` with ``write_missing`` records
-them, but only after :func:`bless` has checked that each file is what the entry says (a readable
-checkpoint of the entry's config at its iteration, finite, a parsable curve); a digest already
-recorded is never replaced.
+entry written before digests existed has none: :func:`verify_agents` with ``write_missing``
+records them, but only after :func:`bless` has checked that each file is what the entry says
+(a readable checkpoint of the entry's config at its iteration, finite, a parsable curve); a
+digest already recorded is never replaced.
 """
 
 from __future__ import annotations
