@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -375,6 +376,7 @@ def test_outcomes_rows_and_results_json(toy: pytest.Pytester) -> None:
     assert doc["run_id"] == "toy" and doc["scale"]["name"] == "smoke"
     assert doc["provenance"]["env_substitution"]["Hopper-v2"] == "Hopper-v5"
     assert doc["provenance"]["backend"] == {"name": "local"}
+    assert f"{os.cpu_count()} CPUs" in doc["provenance"]["machine"]  # the reference's machine
     rows = _by_test(doc)
     assert len(doc["results"]) == 14  # every claims test, not test_not_a_claim
     low = rows["test_low[Hopper-v5-ppo]"]

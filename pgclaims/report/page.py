@@ -260,6 +260,7 @@ def _provenance(results: dict[str, Any]) -> str:
         ("scale", scale["name"]), ("seeds", ", ".join(map(str, scale.get("seeds", []))) or "n/a"),
         ("git commit", f"{commit}{dirty}"), ("python", prov.get("python") or "not recorded"),
         ("platform", prov.get("platform") or "not recorded"),
+        ("machine", prov.get("machine") or "not recorded"),
         ("bootstrap", ", ".join(f"{k} = {v}" for k, v in boot.items()) or "not recorded"),
         ("wall time", duration(prov.get("wall_time_s"))),
     ]

@@ -127,6 +127,7 @@ PROVENANCE: Spec = {
     "git_dirty": (_nullable(BOOL), False),
     "python": (_nullable(STR), False),
     "platform": (_nullable(STR), False),
+    "machine": (_nullable(STR), False),
     "packages": (DICT, False),
     "wall_time_s": (_nullable(NON_NEGATIVE), False),
     "bootstrap": (DICT, False),

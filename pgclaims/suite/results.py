@@ -245,6 +245,26 @@ def _git(root: Path, *args: str) -> str | None:
     return out.stdout.strip()
 
 
+def machine() -> str:
+    """The machine in one line: CPU model, logical CPUs, memory (Linux; what it cannot read it
+    leaves out), e.g. "Intel(R) Xeon(R) Processor, 2 CPUs, 23.6 GiB"."""
+    parts = []
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        model = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
+        if model:
+            parts.append(model.group(1).strip())
+    except OSError:
+        pass
+    parts.append(f"{os.cpu_count()} CPUs")
+    try:
+        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        parts.append(f"{mem / 2**30:.1f} GiB")
+    except (ValueError, OSError, AttributeError):
+        pass
+    return ", ".join(parts)
+
+
 def installed_versions(names: tuple[str, ...]) -> dict[str, str | None]:
     """Each distribution's installed version, or None when it is not installed."""
     out: dict[str, str | None] = {}
@@ -271,6 +291,7 @@ def provenance(scale: Scale, wall_time_s: float,
         "git_dirty": None if status is None else bool(status),
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "machine": machine(),
         "packages": packages,
         "env_substitution": dict(PAPER_ENVS),
         "protocols": {name: get_protocol(name).to_dict() for name in scale.protocols},
