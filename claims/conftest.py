@@ -214,8 +214,11 @@ class Study:
         return cos if n is None else cos[g.at(n)]
 
     def per_agent(self, fn: Callable[[int], Any]) -> list[Any]:
-        """One unit per agent (training seed): the replication unit of CLAIMS.md."""
-        return [fn(seed) for seed in self.scale.seeds]
+        """One unit per agent (training seed): the replication unit of CLAIMS.md. In seed
+        order; measured first where no other worker is measuring the same agent."""
+        from pgclaims.measure.cache import each_without_waiting
+
+        return each_without_waiting(self.scale.seeds, fn)
 
     def over(self, its: tuple[int, ...], fn: Callable[[int], np.ndarray]) -> np.ndarray:
         """Repeats of one agent pooled over checkpoints (e.g. the late ones)."""

@@ -368,6 +368,52 @@ def counting(result: Toy) -> tuple[list[int], object]:
     return calls, compute
 
 
+def test_each_without_waiting_measures_other_agents_while_one_is_locked(
+        bandit: Agent, cache_root: Path) -> None:
+    """Two workers on claims of the same agents: the item whose entry another process holds
+    is done after the others (not waited on first), results and errors stay in item order."""
+    import threading
+    import time
+
+    from filelock import FileLock
+
+    order: list[str] = []
+
+    def measure(arg: int) -> Toy:
+        def compute() -> Toy:
+            order.append(f"computed {arg}")
+            return Toy(np.array([float(arg)]), {})
+        return cache.cached("toy", bandit, {"a": arg}, SEED, Toy, compute)
+
+    measure(1)  # learn entry 1's path, then hold its lock as another process would
+    (entry,) = (cache_root / "toy").glob("*.json")
+    entry.unlink()
+    order.clear()
+    holder = FileLock(str(entry) + ".lock", is_singleton=False)
+    holder.acquire()
+    got: list[Toy] = []
+    worker = threading.Thread(target=lambda: got.extend(cache.each_without_waiting([0, 1, 2],
+                                                                                 measure)))
+    worker.start()
+    deadline = time.monotonic() + 30
+    while len(order) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    holder.release()
+    worker.join(30)
+    assert [float(t.x[0]) for t in got] == [0.0, 1.0, 2.0]
+    assert order == ["computed 0", "computed 2", "computed 1"]
+    assert not cache._no_wait()
+
+    def failing(arg: int) -> int:
+        if arg:
+            raise ValueError(f"item {arg}")
+        return arg
+
+    with pytest.raises(ValueError, match="item 1"):  # the plain loop's first error
+        cache.each_without_waiting([2, 0, 1][::-1], failing)
+    assert not cache._no_wait()
+
+
 def test_cache_computes_once(bandit: Agent, cache_root: Path) -> None:
     toy = Toy(np.array([[1.5, np.nan], [3.0, -0.0]]), {"n": 3, "note": "x"})
     calls, compute = counting(toy)

@@ -103,7 +103,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 # compute the same one. With `--dist loadscope` both workers walk their modules in the same
 # agent order and one keeps waiting on the other's lock: measured on the default scale, one of
 # two cores sat idle in the lock's poll loop. Round-robin `load` hands consecutive tests
-# (different agents) to different workers.
+# (different agents) to different workers, but that was not enough: claims of the same env x algo
+# still met, and in the 10-agent authors reference (2026-12-06) one worker sat idle for most of
+# the first hour. So each test measures its agents through cache.each_without_waiting: first the
+# agents no other worker is measuring, then the rest.
 
 
 def _split(values: list[str]) -> list[str]:
