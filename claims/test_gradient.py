@@ -43,15 +43,13 @@ def test_needs_many_samples(study, verdict, env, algo):
     the level, "never reaches 0.9 by the largest N" is true by construction, whatever the
     agent, and is no evidence for the claim."""
     level = get("grad.needs_many_samples").constants["level"]
-
-    def unit(seed):
+    curves, ceilings = [], []
+    for seed in study.scale.seeds:
         per_ckpt = [study.gradients(env, algo, seed, it) for it in study.late]
-        curve = np.mean([study.true_cos(g).mean(axis=1) for g in per_ckpt], axis=0)
+        curves.append(np.mean([study.true_cos(g).mean(axis=1) for g in per_ckpt], axis=0))
         fractions = [f for g in per_ckpt for f in g.meta.get("true_grad_signal_fraction", [])]
-        return curve, (float(np.mean(np.sqrt(np.clip(
+        ceilings.append(float(np.mean(np.sqrt(np.clip(
             [np.nan if f is None else f for f in fractions], 0, 1)))) if fractions else 1.0)
-
-    curves, ceilings = (list(x) for x in zip(*study.per_agent(unit), strict=True))
     n = study.gradients(env, algo, study.scale.seeds[0], study.late[0]).n
     unsupported = {}
     ceiling = float(np.mean(ceilings))
