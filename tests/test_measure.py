@@ -12,6 +12,8 @@ import copy
 import dataclasses
 import json
 import math
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +21,7 @@ import numpy as np
 import pytest
 import torch
 from envs_for_tests import BANDIT, TARGET, bandit_objective
+from filelock import FileLock
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -372,11 +375,6 @@ def test_each_without_waiting_measures_other_agents_while_one_is_locked(
         bandit: Agent, cache_root: Path) -> None:
     """Two workers on claims of the same agents: the item whose entry another process holds
     is done after the others (not waited on first), results and errors stay in item order."""
-    import threading
-    import time
-
-    from filelock import FileLock
-
     order: list[str] = []
 
     def measure(arg: int) -> Toy:
