@@ -308,9 +308,9 @@ DEFAULT = Scale(
                 "(zero-baseline agents, the LR grid at 2048 and 20480 pairs per iteration) "
                 "(seeds 0-4) read from the committed ablation fixtures, nothing trained at run "
                 "time",
-    wall_time="58 min on 2 CPU cores with -n auto (the authors reference run from a "
-              "fresh clone, 2026-12-06; `pgclaims plan` prices its 4.6e7 pairs at 3.0-3.5 "
-              "core-hours): over the 30-min target, which no scale with Humanoid meets here "
+    wall_time="58 min on 2 CPU cores with -n auto (the authors reference run from a fresh "
+              "clone, 2026-12-06; `pgclaims plan` priced its 4.6e7 pairs at 1.83 core-hours "
+              "that day): over the 30-min target, which no scale with Humanoid meets here "
               "(docs/scales.md); --protocol all measures the corrected agents too and takes "
               "about twice as long",
     envs=("Hopper-v5", "Walker2d-v5", "Humanoid-v5"), algos=("ppo", "trpo"),
