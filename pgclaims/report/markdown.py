@@ -84,7 +84,7 @@ def headline(docs: dict[str, dict[str, Any]]) -> str:
     protocols = list(docs)
     claims = _claims(docs)
     head = ("| claim | paper | " + " | ".join(f"`{p}`" for p in protocols)
-            + (" | protocols differ |" if len(protocols) > 1 else ""))
+            + (" | protocols differ |" if len(protocols) > 1 else " |"))
     rule = "|---|---|" + "---|" * len(protocols) + ("---|" if len(protocols) > 1 else "")
     lines = [head, rule]
     for claim_id, by_params in claims.items():
