@@ -37,9 +37,11 @@ T = TypeVar("T")
 
 
 class Study:
-    def __init__(self, scale: Any, agents: Any) -> None:
+    def __init__(self, scale: Any, agents: Any, seed: int = 0) -> None:
         self.scale = scale
         self.agents = agents
+        self.seed = seed
+        """The measurement seed (``--measure-seed``)."""
         self.cfg = self.cfg_for(scale.envs[0])
 
     def cfg_for(self, env: str) -> measure.MeasureConfig:
@@ -76,7 +78,7 @@ class Study:
 
     def gradients(self, env: str, algo: str, seed: int, it: int) -> measure.GradientStudy:
         return self._done("gradients", env, algo, seed, it, measure.gradients(
-            self.agent(env, algo, seed, it), self.cfg_for(env),
+            self.agent(env, algo, seed, it), self.cfg_for(env), self.seed,
             progress=self._say("gradients", env, algo, seed, it)))
 
     @property
@@ -85,7 +87,8 @@ class Study:
 
     def value(self, env: str, algo: str, seed: int, it: int) -> measure.ValueStudy:
         agent = self.agent(env, algo, seed, it)
-        study = self._done("value", env, algo, seed, it, measure.value(agent, self.cfg_for(env)))
+        study = self._done("value", env, algo, seed, it, measure.value(agent, self.cfg_for(env),
+                                                                   self.seed))
         if self.external and agent.last_fit is None:
             return _WithoutTrainPairs(study, f"{env} {algo} seed {seed} it {it}")  # type: ignore
         return study
@@ -99,11 +102,11 @@ class Study:
 
     def steps(self, env: str, algo: str, seed: int, it: int) -> measure.StepStudy:
         return self._done("steps", env, algo, seed, it, measure.steps(
-            self._stepping(env, algo, seed, it), self.cfg_for(env)))
+            self._stepping(env, algo, seed, it), self.cfg_for(env), self.seed))
 
     def landscape(self, env: str, algo: str, seed: int, it: int) -> measure.Landscape:
         return self._done("landscape", env, algo, seed, it, measure.landscapes(
-            self._stepping(env, algo, seed, it), self.cfg_for(env),
+            self._stepping(env, algo, seed, it), self.cfg_for(env), self.seed,
             progress=self._say("landscape", env, algo, seed, it)))
 
     def ablation_runs(self, claim_id: str, env: str, algo: str, variants: str) -> list[Any]:
@@ -279,8 +282,10 @@ def agents(agents: Any) -> Any:
 
 
 @pytest.fixture(scope="session")
-def study(scale: Any, agents: Any) -> Study:
-    return Study(scale, agents)
+def study(scale: Any, agents: Any, request: pytest.FixtureRequest) -> Study:
+    from pgclaims.suite.state import state_of
+
+    return Study(scale, agents, state_of(request.config).measure_seed)
 
 
 def mean_of_means(units: list[np.ndarray]) -> float:

@@ -637,3 +637,38 @@ def test_claims_run_once_per_protocol(pytester: pytest.Pytester) -> None:
     finally:
         for claim_id in TOY_IDS:
             unregister(claim_id)
+
+
+def test_measure_seed_reaches_every_measurement_and_provenance(
+        toy: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--measure-seed N: the claims' Study hands N to every measurement kind (so the cache
+    keeps one entry per seed), results.json records it, and a bad value is a usage error."""
+    from types import SimpleNamespace
+
+    from claims.conftest import Study
+    from pgclaims import measure
+    from pgclaims.suite.scales import get_scale
+
+    seen: dict[str, int] = {}
+    for kind in ("gradients", "value", "steps", "landscapes"):
+        monkeypatch.setattr(measure, kind, lambda agent, cfg, seed=0, progress=None, kind=kind:
+                            seen.__setitem__(kind, seed))
+    store = SimpleNamespace(protocol="authors", get=lambda *a: SimpleNamespace(
+        optimizer_state=object(), last_fit=object()))
+    study = Study(get_scale("smoke"), store, 7)
+    monkeypatch.setattr(study, "_stepping", lambda *a: store.get())
+    monkeypatch.setattr(study, "_done", lambda *a: a[-1])
+    for call in (study.gradients, study.value, study.steps, study.landscape):
+        call("Hopper-v5", "ppo", 0, 0)
+    assert seen == {"gradients": 7, "value": 7, "steps": 7, "landscapes": 7}
+
+    toy.runpytest("--scale", "smoke", "--run-id", "s3", "--measure-seed", "3", "-k", "low",
+                  "-p", "no:cacheprovider")
+    assert _results(toy, "s3")["provenance"]["measure_seed"] == 3
+    toy.runpytest("--scale", "smoke", "--run-id", "s0", "-k", "low", "-p", "no:cacheprovider")
+    assert _results(toy, "s0")["provenance"]["measure_seed"] == 0
+    for bad in ("-1", "x", str(2**32)):
+        result = toy.runpytest("--measure-seed", bad, "--run-id", "bad", "-p", "no:cacheprovider")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines(["*argument --measure-seed: expected*"])
+        assert not (toy.path / "reports" / "bad").exists()

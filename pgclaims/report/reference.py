@@ -85,7 +85,7 @@ def compare(results: dict[str, Any], references: dict[str, dict[str, Any]]) -> d
         described[protocol] = {
             "run_id": ref["run_id"], "created": ref["created"],
             "git_commit": ref["provenance"].get("git_commit"), "scale": ref["scale"]["name"],
-            "used": same,
+            "measure_seed": ref["provenance"].get("measure_seed", 0), "used": same,
             **({} if same else {"why_not": f"reference scale {ref['scale']['name']!r}, this "
                                            f"run {scale!r}"})}
         if same:

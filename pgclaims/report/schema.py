@@ -132,6 +132,7 @@ PROVENANCE: Spec = {
     "wall_time_s": (_nullable(NON_NEGATIVE), False),
     "bootstrap": (DICT, False),
     "error_control": (DICT, False),
+    "measure_seed": (INT, False),
     "agents": (DICT, False),
     "backend": (DICT, False),
     "protocols": ((lambda v: isinstance(v, dict) and all(isinstance(x, dict) for x in v.values()),

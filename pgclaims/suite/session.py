@@ -296,6 +296,7 @@ class RunSession:
             "pytest_args": [str(a) for a in self.config.invocation_params.args],
             "exit_status": int(exitstatus),
             "backend": backend_record(),
+            "measure_seed": s.measure_seed,
             **s.scale.provenance_extra(),
         }
         doc = document(s.run_id, s.created, s.scale, rows,

@@ -41,6 +41,9 @@ class RunState:
     error_control: ErrorControl = field(default_factory=lambda: ErrorControl("row", 1))
     """The level every verdict of the run is decided at (``--error-control``; the family
     size m is the whole scale's, whatever the selection)."""
+    measure_seed: int = 0
+    """--measure-seed: the seed of every measurement of the run (cached per seed); the
+    agents, their training and the sample counts stay the scale's."""
     collector: Collector = field(default_factory=Collector)
     default_junit: Path | None = None
     reports_dir_existed: bool = True
