@@ -7,7 +7,7 @@ after (family rule, intervals on the support's scale).
     python benchmarks/calibration.py --trials 4000 --runs 2000 --tail-trials 200000  # quicker
 
 Shapes: the synthetic ones of issue 24 (:func:`pgclaims.stats.calibration.synthetic_shapes`)
-and, with ``--agents benchmarks/data/agent_values_*.json``, shapes fitted to the per-agent
+and, with ``--agents FILE`` (repeatable), shapes fitted to the per-agent
 values of our committed agents (``benchmarks/agent_values.py`` writes those files).
 Every random draw comes from one seed (``--seed``); same arguments, same tables.
 """
