@@ -8,6 +8,8 @@ import argparse
 import math
 from collections.abc import Callable
 
+from pgclaims.agents.hyper import SEED_MAX
+
 
 def real(rule: str, ok: Callable[[float], bool]) -> Callable[[str], float]:
     """An argparse type: a finite float for which ``ok`` holds (``rule`` says which)."""
@@ -83,9 +85,6 @@ def count_list(text: str) -> tuple[int, ...]:
     return values
 
 
-SEED_MAX = 2**32 - 1
-"""The largest seed: numpy's and gymnasium's seeds are 32-bit, so a larger one would be
-refused (or silently reduced) deep inside a run."""
 SEED = integer(0, SEED_MAX)
 POSITIVE = real("> 0", lambda v: v > 0)
 FRACTION = real("in (0, 1]", lambda v: 0 < v <= 1)

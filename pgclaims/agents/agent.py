@@ -28,6 +28,7 @@ from pgclaims.agents.advantages import (  # noqa: F401 - re-exported: callers im
 )
 from pgclaims.agents.collector import Collector, Stream
 from pgclaims.agents.envs import ObsNormalizer, RewardScaler, RunningMeanStd, make_env
+from pgclaims.agents.hyper import SEED_MAX
 from pgclaims.agents.minibatch import AdamStep, backward
 from pgclaims.agents.networks import GaussianPolicy, ValueNet
 from pgclaims.agents.protocol import get_protocol
@@ -79,8 +80,8 @@ class TrainConfig:
         if algo not in ALGOS:
             raise ValueError(f"unknown algorithm {algo!r}: expected one of {', '.join(ALGOS)}")
         make_env(env_id).close()  # an unknown id fails here, before the Table 1 lookup
-        if not 0 <= seed <= 2**32 - 1:  # numpy's and gymnasium's seeds are 32-bit
-            raise ValueError(f"seed must be an integer in 0..{2**32 - 1}, got {seed}")
+        if not 0 <= seed <= SEED_MAX:
+            raise ValueError(f"seed must be an integer in 0..{SEED_MAX}, got {seed}")
         if iterations < 1:
             raise ValueError(f"iterations must be >= 1, got {iterations}")
         if checkpoints is None:

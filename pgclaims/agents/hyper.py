@@ -7,6 +7,9 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+SEED_MAX = 2**32 - 1
+"""The largest seed (training or measurement): numpy's and gymnasium's seeds are 32-bit, so a
+larger one would be refused (or silently reduced) deep inside a run."""
 BASELINES = ("valuenet", "zero")
 CHOICES = {
     "init": ("orthogonal", "xavier"),

@@ -28,8 +28,8 @@ from typing import Any
 
 import pytest
 
+from pgclaims.agents.hyper import SEED_MAX
 from pgclaims.agents.lifeline import die_with_parent
-from pgclaims.options import SEED_MAX
 from pgclaims.stats import POLICIES, T_METHODS, ErrorControl
 from pgclaims.suite import backend as backend_mod
 from pgclaims.suite import claims as claims_mod
