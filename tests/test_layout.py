@@ -24,10 +24,10 @@ ALLOWED = {
     "measure": {"fsio", "agents", "measure"},
     "adapters": {"fsio", "agents", "adapters"},
     "stats": {"stats"},
-    "suite": {"fsio", "agents", "measure", "stats", "suite"},
+    "suite": {"fsio", "agents", "measure", "stats", "suite", "options"},  # pytest options
     "report": {"fsio", "report"},
     "cli": _CLI,
-    "options": _CLI,  # the command line's argument checks
+    "options": {"agents"},  # argparse types shared by both command lines (pgclaims, pytest)
     "measure_command": _CLI,  # the measure command, out of cli.py
     "": set(),  # pgclaims/__init__.py
 }

@@ -17,7 +17,6 @@ Without claims tests in the session it does nothing.
 
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import os
 import sys
@@ -28,8 +27,8 @@ from typing import Any
 
 import pytest
 
-from pgclaims.agents.hyper import SEED_MAX
 from pgclaims.agents.lifeline import die_with_parent
+from pgclaims.options import SEED, SEED_MAX
 from pgclaims.stats import POLICIES, T_METHODS, ErrorControl
 from pgclaims.suite import backend as backend_mod
 from pgclaims.suite import claims as claims_mod
@@ -88,7 +87,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     "never depends on the selection and a run makes at most alpha false "
                     "decisive verdicts on average; row: each row's own 95%% interval "
                     "(docs/statistics.md)")
-    group.addoption("--measure-seed", dest="pgclaims_measure_seed", type=_measure_seed,
+    group.addoption("--measure-seed", dest="pgclaims_measure_seed", type=SEED,
                     default=0, metavar="N", help="seed of every measurement (sampling, "
                     f"repeats) in 0..{SEED_MAX} (default 0): the same agents measured anew, "
                     "e.g. to see which verdicts are stable under measurement noise; "
@@ -212,17 +211,6 @@ def _make_state(config: pytest.Config) -> RunState:
     return RunState(scale, label, patterns, run_id, reports_dir, config.rootpath,
                     workerinput is None, now, created, excluded, budget, budget_s,
                     control, measure_seed=config.getoption("pgclaims_measure_seed"))
-
-
-def _measure_seed(text: str) -> int:
-    """``--measure-seed``: an integer in 0..SEED_MAX (argparse names the option on error)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if not 0 <= value <= SEED_MAX:
-        raise argparse.ArgumentTypeError(f"expected a seed in 0..{SEED_MAX}, got {value}")
-    return value
 
 
 def _error_control(config: pytest.Config, scale: Scale) -> ErrorControl:
