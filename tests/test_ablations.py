@@ -223,3 +223,24 @@ def test_lockstep_groups_hold_one_env_and_batch_size() -> None:
     assert sorted(map(repr, (r for g in groups for r in g))) == sorted(map(repr, runs))
     with pytest.raises(ValueError, match="one environment and one batch size"):
         ablation_training.train_group(runs[:1] + runs[-1:])
+
+
+def test_an_iteration_is_priced_from_its_own_protocol_else_from_the_others() -> None:
+    def entry(protocol: str, steps: int, cpu: float) -> dict[str, object]:
+        return {"protocol": protocol, "env_id": "Hopper-v5", "algo": "ppo", "cpu_time_s": cpu,
+                "cpu_iterations": 10, "variant": {"baseline": "valuenet",
+                                                  "steps_per_iteration": steps}}
+
+    costs = ablations.iteration_costs([entry("authors", 2048, 5.0), entry("authors", 2048, 7.0),
+                                       entry("table1", 2048, 10.0), entry("corrected", 20480, 30.0),
+                                       {**entry("authors", 20480, 1.0), "cpu_iterations": 0}])
+    assert costs == {("authors", "Hopper-v5", "ppo", "valuenet", "2048"): 0.6,
+                     ("table1", "Hopper-v5", "ppo", "valuenet", "2048"): 1.0,
+                     ("corrected", "Hopper-v5", "ppo", "valuenet", "20480"): 3.0}
+    assert ablations.iteration_cost(costs, Run("authors", "Hopper-v5", "ppo", 0)) == 0.6
+    assert ablations.iteration_cost(costs, Run("corrected", "Hopper-v5", "ppo", 0)) == 0.8
+    assert ablations.iteration_cost(
+        costs, Run("authors", "Hopper-v5", "ppo", 0, steps=20480)) == 3.0
+    assert ablations.iteration_cost(
+        costs, Run("authors", "Hopper-v5", "ppo", 0, baseline="zero")) is None
+    assert ablations.iteration_cost(costs, Run("authors", "Walker2d-v5", "ppo", 0)) is None

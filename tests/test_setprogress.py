@@ -9,7 +9,13 @@ import threading
 import time
 from pathlib import Path
 
-from pgclaims.agents.setprogress import RunWork, SetProgress, clock_text, iterations_done
+from pgclaims.agents.setprogress import (
+    RunWork,
+    SetProgress,
+    clock_text,
+    iterations_done,
+    weights,
+)
 
 
 def write_curve(run_dir: Path, rows: int) -> None:
@@ -102,3 +108,21 @@ def test_a_failing_say_ends_the_line_not_the_training(tmp_path: Path, monkeypatc
             time.sleep(0.02)
         time.sleep(0.1)
     assert len(said) == 1 and escaped == []  # tried once, stopped quietly
+
+
+def test_known_costs_weigh_the_share_and_a_run_without_one_takes_their_median_per_step(
+        tmp_path: Path) -> None:
+    a, b, c = (tmp_path / n for n in "abc")
+    runs = [RunWork(a, 100, 2048, cost=1.0), RunWork(b, 10, 20480, cost=5.0),
+            RunWork(c, 100, 2048)]
+    # per step 1/2048 and 0.5/2048: c is priced at the median, 0.75 an iteration
+    assert weights(runs) == [1.0, 5.0, 0.75]
+    assert weights([RunWork(a, 1, 2048), RunWork(b, 1, 20480)]) == [2048.0, 20480.0]
+    clock = Clock()
+    progress = SetProgress(runs, print, clock=clock)
+    assert progress.total == 100 * 1.0 + 10 * 5.0 + 100 * 0.75
+    clock.t = 60.0
+    write_curve(b, 10)  # b, all of it: 50 of the 225 in a minute
+    line = progress.line()
+    assert line.startswith("training 3 runs (6.14e+05 environment steps): 22% done")
+    assert f"ETA {clock_text(175 / (50 / 60))}" in line

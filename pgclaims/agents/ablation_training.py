@@ -31,6 +31,8 @@ from pgclaims.agents.ablations import (
     compact_curve,
     final_return,
     final_window,
+    iteration_cost,
+    iteration_costs,
     read_manifest,
     root,
     run_file,
@@ -217,7 +219,9 @@ def train_runs(runs: list[Run], jobs: int = 1, say: Any = print,
            if missing else "") + f"); training {len(todo)} in {len(groups)} lockstep "
         f"group(s) with {jobs} job(s)")
     done: list[dict[str, Any]] = []
-    work = [RunWork.of(r.config(), _work(r, base), run_file(r, base)) for r in todo]
+    costs = iteration_costs(read_manifest(base)["runs"])
+    work = [RunWork.of(r.config(), _work(r, base), run_file(r, base), iteration_cost(costs, r))
+            for r in todo]
     with SetProgress(work, say, "runs") as progress:
         for entry in _entries(backend.run_each(group_job, [(g, base) for g in groups], jobs)):
             done.append(entry)

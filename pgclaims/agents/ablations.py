@@ -28,6 +28,8 @@ from __future__ import annotations
 import functools
 import json
 import math
+import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -199,6 +201,29 @@ def read_manifest(base: Path | None = None) -> dict[str, Any]:
     return manifest
 
 
+def iteration_costs(entries: Iterable[dict[str, Any]]) -> dict[tuple[str, ...], float]:
+    """Median CPU seconds per iteration of finished runs (manifest entries), per (protocol,
+    env, algo, baseline, batch size)."""
+    per: dict[tuple[str, ...], list[float]] = {}
+    for e in entries:
+        if e.get("cpu_iterations"):
+            key = (e["protocol"], e["env_id"], e["algo"], e["variant"]["baseline"],
+                   str(e["variant"]["steps_per_iteration"]))
+            per.setdefault(key, []).append(e["cpu_time_s"] / e["cpu_iterations"])
+    return {k: statistics.median(v) for k, v in per.items()}
+
+
+def iteration_cost(costs: dict[tuple[str, ...], float], run: Run) -> float | None:
+    """What an iteration of ``run`` costs by :func:`iteration_costs`: the runs of its own
+    protocol, else the median over the other protocols' (same env, algo, baseline and batch
+    size: the protocols change no step's work), else None."""
+    key = (run.protocol, run.env_id, run.algo, run.baseline, str(run.steps))
+    if key in costs:
+        return costs[key]
+    others = [c for k, c in costs.items() if k[1:] == key[1:]]
+    return statistics.median(others) if others else None
+
+
 def compact_curve(rows: list[dict[str, float]], steps: int) -> dict[str, list[float]]:
     """The training curve as the claims and the report need it, one list per field:
     ``pairs`` sampled up to and including iteration i, the ``mean_return`` of the episodes
@@ -317,6 +342,6 @@ def describe(base: Path | None = None) -> str:
 
 
 __all__ = ["STUDIES", "AblationMissing", "Run", "binned", "check_run_file", "command_for",
-           "compact_curve", "curve",
-           "describe", "final_return", "final_window", "read_manifest", "root", "run_file",
+           "compact_curve", "curve", "describe", "final_return", "final_window", "iteration_cost",
+           "iteration_costs", "read_manifest", "root", "run_file",
            "runs_for"]

@@ -14,8 +14,7 @@ one on fresh Hopper agents, so until runs are committed the 20480 runs are overs
 
 from __future__ import annotations
 
-import statistics
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,18 +51,6 @@ class AblationCost:
         return max(self.todo_core_s / (cores * efficiency), self.longest_s)
 
 
-def _speeds(entries: Iterable[dict[str, Any]]) -> dict[tuple[str, ...], float]:
-    """Median CPU seconds per iteration of the committed runs, per (protocol, env, algo,
-    baseline, batch size)."""
-    per: dict[tuple[str, ...], list[float]] = {}
-    for e in entries:
-        if e.get("cpu_iterations"):
-            key = (e["protocol"], e["env_id"], e["algo"], e["variant"]["baseline"],
-                   str(e["variant"]["steps_per_iteration"]))
-            per.setdefault(key, []).append(e["cpu_time_s"] / e["cpu_iterations"])
-    return {k: statistics.median(v) for k, v in per.items()}
-
-
 def estimate(plan: Plan, rates: Any, base: Path | None = None) -> AblationCost | None:
     """The cost of ``plan``'s stored ablation runs (None when it has none)."""
     from pgclaims.agents import ablations
@@ -72,7 +59,7 @@ def estimate(plan: Plan, rates: Any, base: Path | None = None) -> AblationCost |
     if not committed and not todo:
         return None
     entries = {e["key"]: e for e in ablations.read_manifest(base)["runs"]}
-    speeds = _speeds(entries.values())
+    speeds = ablations.iteration_costs(entries.values())
     cost = AblationCost(runs=len(committed) + len(todo), committed=len(committed))
     root = ablations.root(base)
     cost.store_bytes = sum(p.stat().st_size for p in root.rglob("*") if p.is_file()
