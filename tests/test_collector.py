@@ -33,7 +33,7 @@ from pgclaims.agents.agent import Agent, TrainConfig, make_agent, training_env
 from pgclaims.agents.collector import Collector, Stream
 from pgclaims.agents.envs import FrozenObsNorm, FrozenRewardScaler, make_env
 from pgclaims.agents.forward import BlockedMean
-from pgclaims.agents.lockstep import train_together
+from pgclaims.agents.lockstep import LOCKSTEP, train_together
 from pgclaims.agents.minibatch import AdamStep, backward
 from pgclaims.agents.networks import run
 from pgclaims.agents.rollout import Batch, collect
@@ -336,7 +336,7 @@ def test_train_set_trains_lockstep_groups(tmp_path: Path,
     group's fixtures are the ones trained alone, recorded with the group size."""
     many = [TrainConfig.create(e, "ppo", s, 2) for e in MUJOCO_ENVS for s in range(12)]
     groups = fixtures.lockstep_groups(many, jobs=3)
-    assert all(len({c.env_id for c in g}) == 1 and len(g) <= fixtures.LOCKSTEP for g in groups)
+    assert all(len({c.env_id for c in g}) == 1 and len(g) <= LOCKSTEP for g in groups)
     assert len(groups) == 9 and sorted(c.key() for g in groups for c in g) == sorted(
         c.key() for c in many)
     assert len(fixtures.lockstep_groups(many[:2], jobs=4)) == 2

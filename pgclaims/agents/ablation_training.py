@@ -38,10 +38,8 @@ from pgclaims.agents.ablations import (
     run_file,
 )
 from pgclaims.agents.agent import TRAINING_VERSION, Agent
-from pgclaims.agents.fixtures import LOCKSTEP
-from pgclaims.agents.lockstep import train_together
+from pgclaims.agents.lockstep import groups_of, train_together
 from pgclaims.agents.setprogress import RunWork, SetProgress, iterations_done
-from pgclaims.agents.sims import supports
 from pgclaims.agents.train import train, write_json
 
 SAVE_PAIRS = 20_480
@@ -173,21 +171,9 @@ def train_group(runs: list[Run], base: Path | None = None,
 
 
 def lockstep_groups(runs: list[Run], jobs: int) -> list[list[Run]]:
-    """``runs`` cut into lockstep groups: per environment and batch size (a group's runs end
-    together), at most :data:`pgclaims.agents.fixtures.LOCKSTEP` runs, and at least ``jobs``
-    groups of a kind that has that many runs; environments the collector does not step
-    directly train alone."""
-    by_kind: dict[tuple[str, int], list[Run]] = {}
-    for run in runs:
-        by_kind.setdefault((run.env_id, run.steps), []).append(run)
-    groups: list[list[Run]] = []
-    for (env_id, _), rs in by_kind.items():
-        if not supports(env_id):
-            groups += [[r] for r in rs]
-            continue
-        n = max(-(-len(rs) // LOCKSTEP), min(jobs, len(rs)))
-        groups += [rs[i::n] for i in range(n)]
-    return groups
+    """``runs`` cut into lockstep groups of one environment and batch size
+    (:func:`pgclaims.agents.lockstep.groups_of`)."""
+    return groups_of(runs, lambda r: (r.env_id, r.steps), lambda r: r.env_id, jobs)
 
 
 def group_job(job: tuple[list[Run], Path]) -> list[dict[str, Any]]:

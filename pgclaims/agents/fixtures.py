@@ -34,7 +34,7 @@ from filelock import FileLock
 
 from pgclaims.agents import backend, checkpoint, digests, manifest, storecheck
 from pgclaims.agents.agent import TRAINING_VERSION, Agent, TrainConfig
-from pgclaims.agents.lockstep import train_together
+from pgclaims.agents.lockstep import groups_of, train_together
 from pgclaims.agents.manifest import FixtureError
 from pgclaims.agents.setprogress import RunWork, SetProgress
 from pgclaims.agents.sims import supports
@@ -288,27 +288,10 @@ def group_job(job: tuple[list[TrainConfig], Path]) -> list[dict[str, Any]]:
     return train_fixtures_together(configs, base)
 
 
-LOCKSTEP = 10
-"""Most runs a lockstep group holds: beyond ~10 the per-step Python cost it shares is already
-small beside the physics of the group (docs/benchmarks.md)."""
-
-
 def lockstep_groups(configs: list[TrainConfig], jobs: int) -> list[list[TrainConfig]]:
-    """``configs`` cut into lockstep groups: per environment id (one simulation task each), at
-    most :data:`LOCKSTEP` runs, and at least ``jobs`` groups of an environment where it has that
-    many configs (so that ``jobs`` processes have work); ids the collector does not step
-    directly are groups of one."""
-    by_env: dict[str, list[TrainConfig]] = {}
-    for c in configs:
-        by_env.setdefault(c.env_id, []).append(c)
-    groups: list[list[TrainConfig]] = []
-    for env_id, cs in by_env.items():
-        if not supports(env_id):
-            groups += [[c] for c in cs]
-            continue
-        n = max(-(-len(cs) // LOCKSTEP), min(jobs, len(cs)))
-        groups += [cs[i::n] for i in range(n)]
-    return groups
+    """``configs`` cut into lockstep groups, one environment id (one simulation task) each
+    (:func:`pgclaims.agents.lockstep.groups_of`)."""
+    return groups_of(configs, lambda c: c.env_id, lambda c: c.env_id, jobs)
 
 
 def train_set(configs: list[TrainConfig], jobs: int = 1,

@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -66,6 +66,33 @@ class _Run:
         torch.set_rng_state(self.torch_rng)
         checkpoint.save(self.agent, self.dir / name)
         digests.record(self.dir, [name])
+
+
+LOCKSTEP = 10
+"""Most runs a lockstep group holds: beyond ~10 the per-step Python cost it shares is already
+small beside the physics of the group (docs/benchmarks.md)."""
+
+T = TypeVar("T")
+
+
+def groups_of(items: Sequence[T], kind: Callable[[T], Hashable], env_id: Callable[[T], str],
+              jobs: int) -> list[list[T]]:
+    """``items`` (runs to train) cut into lockstep groups: per ``kind`` (an environment, and
+    a batch size where runs differ in it, so that a group's runs end together), at most
+    :data:`LOCKSTEP` runs, and at least ``jobs`` groups of a kind that has that many runs (so
+    that ``jobs`` processes have work); environments the collector does not step directly
+    train alone."""
+    by_kind: dict[Hashable, list[T]] = {}
+    for item in items:
+        by_kind.setdefault(kind(item), []).append(item)
+    groups: list[list[T]] = []
+    for rs in by_kind.values():
+        if not supports(env_id(rs[0])):
+            groups += [[r] for r in rs]
+            continue
+        n = max(-(-len(rs) // LOCKSTEP), min(jobs, len(rs)))
+        groups += [rs[i::n] for i in range(n)]
+    return groups
 
 
 def train_together(configs: Sequence[TrainConfig], run_dirs: Sequence[str | os.PathLike[str]],
@@ -138,4 +165,4 @@ def _finish(run: _Run, on_finish: Callable[[Agent, Path], Any] | None) -> None:
         on_finish(run.agent, run.dir)
 
 
-__all__ = ["train_together"]
+__all__ = ["LOCKSTEP", "groups_of", "train_together"]
