@@ -194,7 +194,8 @@ def train_runs(runs: list[Run], jobs: int = 1, say: Any = print,
     ``say`` gets a line per finished run with the set's ETA. Deterministic whatever the order,
     the grouping or the jobs."""
     base = (base or fixtures.root()).resolve()
-    have = {r["key"] for r in read_manifest(base)["runs"]}
+    entries = read_manifest(base)["runs"]
+    have = {r["key"] for r in entries}
     committed = [r for r in runs if r.committed]
     todo = [r for r in runs if not r.committed and r.config().key() not in have]
     missing = [r for r in committed if not _fixture_present(r, base)]
@@ -205,7 +206,7 @@ def train_runs(runs: list[Run], jobs: int = 1, say: Any = print,
            if missing else "") + f"); training {len(todo)} in {len(groups)} lockstep "
         f"group(s) with {jobs} job(s)")
     done: list[dict[str, Any]] = []
-    costs = iteration_costs(read_manifest(base)["runs"])
+    costs = iteration_costs(entries)
     work = [RunWork.of(r.config(), _work(r, base), run_file(r, base), iteration_cost(costs, r))
             for r in todo]
     with SetProgress(work, say, "runs") as progress:

@@ -19,6 +19,7 @@ the store must be on a filesystem they share, as training there needs anyway.
 from __future__ import annotations
 
 import json
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -66,11 +67,10 @@ def iterations_done(run_dir: Path) -> int:
 def weights(runs: list[RunWork]) -> list[float]:
     """What an iteration of each run weighs: its ``cost``; a run without one, its steps times
     the median cost per step of the runs with one; every run its steps when none has one."""
-    per_step = sorted(r.cost / r.steps_per_iteration for r in runs if r.cost is not None)
+    per_step = [r.cost / r.steps_per_iteration for r in runs if r.cost is not None]
     if not per_step:
         return [float(r.steps_per_iteration) for r in runs]
-    mid = len(per_step) // 2
-    median = per_step[mid] if len(per_step) % 2 else (per_step[mid - 1] + per_step[mid]) / 2
+    median = statistics.median(per_step)
     return [r.cost if r.cost is not None else r.steps_per_iteration * median for r in runs]
 
 
