@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -331,17 +334,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+RESUME_HINT = "re-run the same command to resume"
+
+
+def _say_terminated(owner: int) -> Any:
+    """On SIGTERM (``kill``, a scheduler, a CI timeout), say how to resume, then die of it.
+
+    The command dies by the signal as it would without this handler (exit status 143 in a
+    shell), so its pool workers die with it (:mod:`pgclaims.agents.lifeline`) instead of being
+    waited for, and every finished piece is already on disk. Forked workers inherit the
+    handler: only the command itself speaks. Returns the handler it replaced (None off the
+    main thread, where none can be set)."""
+
+    def handler(signum: int, frame: object) -> None:
+        if os.getpid() == owner:
+            os.write(2, f"pgclaims: terminated; {RESUME_HINT}\n".encode())
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        return None  # only the main thread may set a handler; keep the default there
+    return signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["report"]:
         return cmd_report(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = _say_terminated(os.getpid())
+    try:
+        return _run(args)
+    finally:
+        if previous is not None:  # main() called in-process (tests, notebooks) leaves no trace
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         _use_backend(args)
         return args.func(args)
     except KeyboardInterrupt:
-        print("pgclaims: interrupted; re-run the same command to resume", file=sys.stderr)
+        print(f"pgclaims: interrupted; {RESUME_HINT}", file=sys.stderr)
         return 130
     except OSError as exc:  # a full disk, a read-only folder, a file where a folder goes
         from pgclaims.fsio import describe

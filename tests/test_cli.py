@@ -121,3 +121,20 @@ def test_measure_summary_keeps_the_n_grid_and_averages_nested_records() -> None:
         "gradients": {"n": [256, 2048], "true_cos": [0.2, 0.6],
                       "pairwise": {"valuenet": [0.1, 0.4]}},
         "value": {"heldout_gae": 0.2}}
+
+
+def test_main_in_process_leaves_the_sigterm_handler_as_it_found_it(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The SIGTERM message (``pgclaims: terminated; re-run ...``, docs/faults.md) is set for the
+    command's lifetime only: a test or notebook calling main() keeps its own handler."""
+    import signal
+
+    def mine(signum: int, frame: object) -> None:  # pragma: no cover - never sent
+        pass
+
+    before = signal.signal(signal.SIGTERM, mine)
+    try:
+        assert run(["plan", "--scale", "nosuch"], capsys)[0] == 2  # gets past parsing
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, before)
