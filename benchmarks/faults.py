@@ -304,6 +304,20 @@ def at_work(s: Scratch, pid: int) -> bool:
         "training" in p.read_text() for p in s.path("reports").glob("*/progress.log"))
 
 
+def ray_workers(s: Scratch, pid: int) -> bool:
+    """Ready once a Ray worker below the command runs a task: ``ray::<task>``, not one of Ray's
+    agents and not IDLE (the raylet starts idle workers before ray.init has returned)."""
+    for child, _ in descendants(pid):
+        try:
+            cmd = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if cmd.startswith(b"ray::") and not cmd.startswith(
+                (b"ray::IDLE", b"ray::Dashboard", b"ray::Runtime")):
+            return True
+    return False
+
+
 def exists(rel: str) -> Callable[[Scratch, int], bool]:
     return lambda s, pid: s.path(rel).exists()
 
@@ -551,6 +565,12 @@ CASES: list[Case] = [
     Case("kill-9-claims-run", "`kill -9` of a claims run under xdist (-n 2)",
          (*CLAIMS, "-n", "2", "--claim", "grad.*"), -9, (), "no xdist worker alive 5 s later",
          signal=signal.SIGKILL, ready=at_work, may_write=True, timeout=300),
+    Case("sigterm-measure-ray", "SIGTERM (`kill`) of `measure --backend ray` (a local Ray)",
+         ("measure", "run/ckpt_0002.safetensors", "--what", "gradients", "--scale", "default",
+          "--backend", "ray", "--quiet"), -signal.SIGTERM,
+         ("terminated", "re-run the same command to resume"),
+         "says how to resume, no Ray process alive 5 s later", needs=("run",),
+         signal=signal.SIGTERM, ready=ray_workers, may_write=True, timeout=300),
     Case("ray-silent-measure", "`measure --backend ray --ray-address` with nothing listening",
          ("measure", "--fixture", "Hopper-v5", "trpo", "0", "2", "--backend", "ray",
           "--ray-address", "127.0.0.1:{port}"), 2,

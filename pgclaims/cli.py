@@ -342,13 +342,17 @@ def _say_terminated(owner: int) -> Any:
 
     The command dies by the signal as it would without this handler (exit status 143 in a
     shell), so its pool workers die with it (:mod:`pgclaims.agents.lifeline`) instead of being
-    waited for, and every finished piece is already on disk. Forked workers inherit the
+    waited for, and every finished piece is already on disk; a local Ray it started is stopped
+    first (:func:`pgclaims.agents.backend.stop_ray`). Forked workers inherit the
     handler: only the command itself speaks. Returns the handler it replaced (None off the
     main thread, where none can be set)."""
 
     def handler(signum: int, frame: object) -> None:
         if os.getpid() == owner:
             os.write(2, f"pgclaims: terminated; {RESUME_HINT}\n".encode())
+            from pgclaims.agents.backend import stop_ray
+
+            stop_ray()
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
 

@@ -18,6 +18,9 @@ Work lost with its worker (a killed process, a lost node) is re-run: tasks are r
 from __future__ import annotations
 
 import os
+import signal
+import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import ModuleType
@@ -93,6 +96,23 @@ def import_ray() -> ModuleType:
     return ray
 
 
+@contextmanager
+def _sigterm_kept() -> Iterator[None]:
+    """Keep this process's SIGTERM handler across ``ray.init``.
+
+    ``ray.init`` takes SIGTERM over: a Python handler that exits, then its C++ failure-signal
+    handler, which prints a stack trace and aborts the driver (exit status 134). A ``kill`` of a
+    ``pgclaims`` command must end it as without Ray: its own message, how to resume, and the
+    signal's exit status (:func:`pgclaims.cli.main`, which calls :func:`stop_ray` first)."""
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    finally:
+        if callable(before):  # a handler this process set; SIG_DFL keeps Ray's (pytest, notebooks)
+            signal.signal(signal.SIGTERM, before)
+
+
 def start_local_ray(num_cpus: int | None = None, drivers: int = 1) -> ModuleType:
     """``ray``, connected to a new local Ray of ``num_cpus`` CPUs (default: every core) that
     stops with this process, for ``drivers`` processes submitting work (xdist workers).
@@ -105,8 +125,9 @@ def start_local_ray(num_cpus: int | None = None, drivers: int = 1) -> ModuleType
     is kept."""
     ray = import_ray()
     cpus = num_cpus or os.cpu_count() or 1
-    ray.init(address="local", num_cpus=cpus, include_dashboard=False,
-             _system_config={"worker_niceness": 0, "num_workers_soft_limit": cpus * drivers})
+    with _sigterm_kept():
+        ray.init(address="local", num_cpus=cpus, include_dashboard=False,
+                 _system_config={"worker_niceness": 0, "num_workers_soft_limit": cpus * drivers})
     return ray
 
 
@@ -136,7 +157,6 @@ def check_ray_address(address: str, timeout: float | None = None) -> None:
     is not counted (:data:`RAY_IMPORT_S`)."""
     import queue
     import subprocess
-    import sys
     import threading
     import time
 
@@ -184,6 +204,15 @@ def check_ray_address(address: str, timeout: float | None = None) -> None:
                        + "; start one (`ray start --head`) or check --ray-address/RAY_ADDRESS")
 
 
+def stop_ray() -> None:
+    """Disconnect from Ray if this process connected, stopping the local Ray it started (its
+    agents outlive a driver that dies without this). Nothing when Ray was never used."""
+
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
+
+
 def connect_ray(drivers: int = 1) -> ModuleType:
     """``ray``, connected to :func:`ray_address` (started locally when there is none, see
     :func:`start_local_ray` for ``drivers``)."""
@@ -191,7 +220,8 @@ def connect_ray(drivers: int = 1) -> ModuleType:
     if not ray.is_initialized():
         address = ray_address()
         if address:
-            ray.init(address=address)
+            with _sigterm_kept():
+                ray.init(address=address)
         else:  # never attach to a cluster this process did not ask for
             start_local_ray(drivers=drivers)
     return ray
