@@ -100,6 +100,9 @@ class Case:
     signal: int | None = None
     """Sent to the command once :attr:`ready` holds (SIGKILL: its children must die too)."""
     ready: Callable[[Scratch, int], bool] | None = None
+    group: bool = False
+    """Send :attr:`signal` to the command's process group (a scheduler's or systemd's stop),
+    not to the command alone (``kill PID``)."""
     may_change: tuple[str, ...] = ()
     """Prefixes of files (relative to the folder) the command may rewrite or remove."""
     may_write: bool = False
@@ -571,6 +574,12 @@ CASES: list[Case] = [
          ("terminated", "re-run the same command to resume"),
          "says how to resume, no Ray process alive 5 s later", needs=("run",),
          signal=signal.SIGTERM, ready=ray_workers, may_write=True, timeout=300),
+    Case("sigterm-group-measure-ray", "SIGTERM to the process group of `measure --backend ray`",
+         ("measure", "run/ckpt_0002.safetensors", "--what", "gradients", "--scale", "default",
+          "--backend", "ray", "--quiet"), -signal.SIGTERM,
+         ("terminated", "re-run the same command to resume"),
+         "says how to resume, no Ray process alive 5 s later", needs=("run",),
+         signal=signal.SIGTERM, group=True, ready=ray_workers, may_write=True, timeout=300),
     Case("ray-silent-measure", "`measure --backend ray --ray-address` with nothing listening",
          ("measure", "--fixture", "Hopper-v5", "trpo", "0", "2", "--backend", "ray",
           "--ray-address", "127.0.0.1:{port}"), 2,
@@ -711,6 +720,9 @@ class Outcome:
         errors = [x for x in lines if ": error: " in x or x.startswith("ERROR:")]
         if errors:
             return errors[0]
+        ours = [x for x in lines if x.startswith("pgclaims")]  # not a library's warning first
+        if ours:
+            return ours[0]
         said = [x for x in lines if not x.startswith(("  warnings.warn", "  ", "Warning"))]
         if said:
             return said[0]
@@ -776,8 +788,8 @@ def _run(case: Case, s: Scratch) -> Outcome:
                     break
                 time.sleep(0.2)
             seen = descendants(proc.pid)
-            if proc.poll() is None:
-                os.kill(proc.pid, case.signal)
+            if proc.poll() is None:  # the command leads its own group (start_new_session)
+                (os.killpg if case.group else os.kill)(proc.pid, case.signal)
         out_b, err_b = proc.communicate(timeout=case.timeout)
     except subprocess.TimeoutExpired:
         seen |= descendants(proc.pid)

@@ -335,6 +335,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 RESUME_HINT = "re-run the same command to resume"
+STOP_RAY_S = 20.0
+"""Seconds a SIGTERM'd command gives Ray to stop before it dies of the signal anyway (measured:
+1.8 s after `kill PID`, 8.6 s after a kill of its whole process group, whose Ray processes
+are then gone before the driver asks them to stop)."""
 
 
 def _say_terminated(owner: int) -> Any:
@@ -343,18 +347,27 @@ def _say_terminated(owner: int) -> Any:
     The command dies by the signal as it would without this handler (exit status 143 in a
     shell), so its pool workers die with it (:mod:`pgclaims.agents.lifeline`) instead of being
     waited for, and every finished piece is already on disk; a local Ray it started is stopped
-    first (:func:`pgclaims.agents.backend.stop_ray`). Forked workers inherit the
-    handler: only the command itself speaks. Returns the handler it replaced (None off the
-    main thread, where none can be set)."""
+    first (:func:`pgclaims.agents.backend.stop_ray`, at most :data:`STOP_RAY_S`). Forked
+    workers inherit the handler: only the command itself speaks. Returns the handler it
+    replaced (None off the main thread, where none can be set)."""
 
     def handler(signum: int, frame: object) -> None:
-        if os.getpid() == owner:
-            os.write(2, f"pgclaims: terminated; {RESUME_HINT}\n".encode())
-            from pgclaims.agents.backend import stop_ray
+        signal.signal(signum, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+        try:
+            if os.getpid() == owner:
+                try:
+                    os.write(2, f"pgclaims: terminated; {RESUME_HINT}\n".encode())
+                except OSError:  # stderr's reader is gone: say nothing, still stop
+                    pass
+                # Ray may wait on processes a group-wide kill ended at the same moment
+                watchdog = threading.Timer(STOP_RAY_S, os.kill, (os.getpid(), signum))
+                watchdog.daemon = True
+                watchdog.start()
+                from pgclaims.agents.backend import stop_ray
 
-            stop_ray()
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
+                stop_ray()
+        finally:  # whatever happened above, die of the signal
+            os.kill(os.getpid(), signum)
 
     if threading.current_thread() is not threading.main_thread():
         return None  # only the main thread may set a handler; keep the default there

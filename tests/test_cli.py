@@ -138,3 +138,20 @@ def test_main_in_process_leaves_the_sigterm_handler_as_it_found_it(
         assert signal.getsignal(signal.SIGTERM) is mine
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+@pytest.mark.parametrize("stderr", ["open", "closed"])
+def test_sigterm_says_how_to_resume_and_dies_of_it_even_without_stderr(stderr: str) -> None:
+    """The handler dies of the signal whatever happens while it speaks (a closed stderr)."""
+    code = ("import os, signal, time\n"
+            "from pgclaims.cli import _say_terminated\n"
+            "_say_terminated(os.getpid())\n"
+            + ("os.close(2)\n" if stderr == "closed" else "")
+            + "os.kill(os.getpid(), signal.SIGTERM)\n"
+            "time.sleep(30)\n"
+            "raise SystemExit(3)  # the handler did not end the process\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == -15, proc.stderr
+    if stderr == "open":
+        assert "pgclaims: terminated; re-run the same command to resume" in proc.stderr

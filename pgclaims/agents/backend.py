@@ -108,6 +108,11 @@ def _sigterm_kept() -> Iterator[None]:
     before = signal.getsignal(signal.SIGTERM) if main else None
     try:
         yield
+    except SystemExit as exc:  # SIGTERM while ray.init ran: Ray's Python handler's sys.exit
+        if exc.code != signal.SIGTERM or not callable(before):
+            raise
+        before(signal.SIGTERM, None)
+        raise
     finally:
         if callable(before):  # a handler this process set; SIG_DFL keeps Ray's (pytest, notebooks)
             signal.signal(signal.SIGTERM, before)
