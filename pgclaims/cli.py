@@ -359,13 +359,14 @@ def _say_terminated(owner: int) -> Any:
                     os.write(2, f"pgclaims: terminated; {RESUME_HINT}\n".encode())
                 except OSError:  # stderr's reader is gone: say nothing, still stop
                     pass
-                # Ray may wait on processes a group-wide kill ended at the same moment
-                watchdog = threading.Timer(STOP_RAY_S, os.kill, (os.getpid(), signum))
-                watchdog.daemon = True
-                watchdog.start()
-                from pgclaims.agents.backend import stop_ray
+                from pgclaims.agents.backend import ray_connected, stop_ray
 
-                stop_ray()
+                if ray_connected():
+                    # Ray may wait on processes a group-wide kill ended at the same moment
+                    watchdog = threading.Timer(STOP_RAY_S, os.kill, (os.getpid(), signum))
+                    watchdog.daemon = True
+                    watchdog.start()
+                    stop_ray()
         finally:  # whatever happened above, die of the signal
             os.kill(os.getpid(), signum)
 

@@ -217,6 +217,40 @@ def test_using_restores_the_previous_setting() -> None:
         backend.restore_backend(previous)
 
 
+@pytest.mark.parametrize("code", [signal.SIGTERM, 1])
+def test_a_sigterm_while_ray_init_runs_reaches_the_commands_handler(code: int) -> None:
+    """``ray.init`` sets a SIGTERM handler that calls ``sys.exit(signum)`` (ray/_private/
+    worker.py, ``sigterm_handler``): a SIGTERM in that window must still run the command's own
+    handler (its message, stopping Ray); another SystemExit passes through untouched. Either
+    way the command's handler is in place afterwards."""
+    calls: list[int] = []
+
+    def mine(signum: int, frame: object) -> None:
+        calls.append(signum)
+
+    before = signal.signal(signal.SIGTERM, mine)
+    try:
+        with pytest.raises(SystemExit) as exc, backend._sigterm_kept():
+            signal.signal(signal.SIGTERM, lambda s, f: sys.exit(s))  # as ray.init does
+            raise SystemExit(code)
+        assert exc.value.code == code
+        assert calls == ([signal.SIGTERM] if code == signal.SIGTERM else [])
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def test_a_sigterm_while_ray_init_runs_keeps_the_default_handler_when_none_was_set() -> None:
+    """pytest and notebooks (no handler of their own) keep Ray's handling: nothing is called."""
+    before = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        with pytest.raises(SystemExit), backend._sigterm_kept():
+            raise SystemExit(signal.SIGTERM)
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def on(name: str, run: Callable[[], Any]) -> Any:
     with backend.using(name):
         return run()

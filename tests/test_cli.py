@@ -143,8 +143,9 @@ def test_main_in_process_leaves_the_sigterm_handler_as_it_found_it(
 @pytest.mark.parametrize("stderr", ["open", "closed"])
 def test_sigterm_says_how_to_resume_and_dies_of_it_even_without_stderr(stderr: str) -> None:
     """The handler dies of the signal whatever happens while it speaks (a closed stderr)."""
-    code = ("import os, signal, time\n"
+    code = ("import os, signal, threading, time\n"
             "from pgclaims.cli import _say_terminated\n"
+            "threading.Timer = lambda *a: os.write(2, b'watchdog started')  # none without Ray\n"
             "_say_terminated(os.getpid())\n"
             + ("os.close(2)\n" if stderr == "closed" else "")
             + "os.kill(os.getpid(), signal.SIGTERM)\n"
@@ -155,3 +156,4 @@ def test_sigterm_says_how_to_resume_and_dies_of_it_even_without_stderr(stderr: s
     assert proc.returncode == -15, proc.stderr
     if stderr == "open":
         assert "pgclaims: terminated; re-run the same command to resume" in proc.stderr
+        assert "watchdog started" not in proc.stderr  # Ray was never used: nothing to bound

@@ -209,13 +209,18 @@ def check_ray_address(address: str, timeout: float | None = None) -> None:
                        + "; start one (`ray start --head`) or check --ray-address/RAY_ADDRESS")
 
 
+def ray_connected() -> bool:
+    """Whether this process connected to Ray (never imports it)."""
+    ray = sys.modules.get("ray")
+    return ray is not None and ray.is_initialized()
+
+
 def stop_ray() -> None:
     """Disconnect from Ray if this process connected, stopping the local Ray it started (its
     agents outlive a driver that dies without this). Nothing when Ray was never used."""
 
-    ray = sys.modules.get("ray")
-    if ray is not None and ray.is_initialized():
-        ray.shutdown()
+    if ray_connected():
+        sys.modules["ray"].shutdown()
 
 
 def connect_ray(drivers: int = 1) -> ModuleType:
