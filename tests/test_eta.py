@@ -5,6 +5,8 @@ the line a small claims run prints to stderr and to progress.log (pytester, toy 
 from __future__ import annotations
 
 import contextlib
+import importlib
+import json
 import re
 import threading
 import time
@@ -101,6 +103,23 @@ def test_eta_is_monotone(made: tuple[dict[str, int], list[set[str]]], data: Any)
     assert r.fraction >= p.fraction and r.pairs_done >= p.pairs_done
     if p.eta is not None:
         assert r.eta is not None and r.eta <= p.eta
+
+
+def test_units_weigh_by_modelled_core_seconds_when_the_ledger_has_them() -> None:
+    ledger = eta.Ledger(LEDGER.tests, LEDGER.pairs, seconds={"a": 10.0, "b": 10.0, "c": 80.0})
+    p = eta.estimate(ledger, {"t2"}, 20.0)  # b: 300 of 1000 pairs, 10 of 100 core-seconds
+    assert p.by_seconds and p.fraction == pytest.approx(0.1) and p.eta == pytest.approx(180.0)
+    assert eta.render(p) == ("run: 1/4 tests, ~300 of ~1.0e3 pairs done (10% of the modelled "
+                             "core-seconds), elapsed 20 s, ETA 3 min")
+    assert eta.render(p, final=True) == (
+        "run: end, 1/4 tests, ~300 of ~1.0e3 pairs done, total elapsed 20 s")
+    # seconds for only some units: the pairs decide, as without any
+    partial = eta.Ledger(LEDGER.tests, LEDGER.pairs, seconds={"a": 10.0, "b": 10.0})
+    q = eta.estimate(partial, {"t2"}, 20.0)
+    assert not q.by_seconds and q.fraction == pytest.approx(0.3)
+    assert eta.Ledger.from_json(ledger.to_json()) == ledger
+    assert ledger.only(["t2", "t4"]) == eta.Ledger({"t2": ("b",), "t4": ()}, {"b": 300},
+                                                   seconds={"b": 10.0})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -423,3 +442,70 @@ def test_a_claims_run_prints_its_eta(pytester: pytest.Pytester, xdist: bool) -> 
     assert re.fullmatch(LINE + rf"end, 5/5 tests, {total} of {total} pairs done, "
                         r"total elapsed \d+ s", ours[-1]), ours
     assert not list((pytester.path / "reports" / "eta").glob(".eta-*"))  # ledgers taken
+
+
+# ---------------------------------------------------------------------------------------------
+# Core-seconds: this machine's rates, once a day
+
+
+def _rates(envs: tuple[str, ...], algos: tuple[str, ...]) -> Any:
+    from pgclaims.suite.costs import Rates
+
+    per_env = {e: 1.0 + i for i, e in enumerate(envs)}
+    per_ea = {f"{e}/{a}": 1.0 + i for i, e in enumerate(envs) for a in algos}
+    return Rates(sample={e: 1e4 / v for e, v in per_env.items()},
+                 sample_lockstep={e: 2e4 / v for e, v in per_env.items()},
+                 reduce=dict(per_env), fit_step={e: v / 100 for e, v in per_env.items()},
+                 iteration=dict(per_ea), update={k: v / 2 for k, v in per_ea.items()})
+
+
+def test_a_large_run_weighs_its_units_by_the_machines_rates_measured_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    costs = importlib.import_module("pgclaims.suite.costs")  # the module eta imports from
+
+    measured: list[tuple[Any, ...]] = []
+
+    def fake(envs: tuple[str, ...], algos: tuple[str, ...], protocol: str, **kw: Any) -> Any:
+        measured.append((envs, algos, protocol))
+        return _rates(envs, algos)
+
+    monkeypatch.setattr(costs, "measure_rates", fake)
+    scale = get_scale("default")
+    ledger = eta.build_ledger(scale, _entries(scale), tmp_path)
+    assert sum(ledger.pairs.values()) >= costs.RATES_FROM_PAIRS
+    assert measured == [(scale.envs, scale.algos, scale.protocols[0])]
+    built = plan.build(scale)
+    rates = _rates(scale.envs, scale.algos)
+    assert ledger.seconds == {u: costs.task_seconds(built.tasks[u], built, rates)[0]
+                              for u in ledger.pairs}
+    per_pair = {e: next(ledger.seconds[u] / ledger.pairs[u] for u in ledger.pairs
+                        if u.startswith(f"gradients/{scale.protocols[0]}/{e}/"))
+                for e in ("Hopper-v5", "Humanoid-v5")}
+    assert per_pair["Humanoid-v5"] == pytest.approx(3 * per_pair["Hopper-v5"], rel=0.05)
+    cached = list((tmp_path / "rates").glob("*.json"))
+    assert len(cached) == 1
+    assert eta.build_ledger(scale, _entries(scale), tmp_path) == ledger  # read, not measured
+    assert len(measured) == 1
+    cached[0].write_text("{not json")  # damaged: measured again, rewritten
+    assert eta.build_ledger(scale, _entries(scale), tmp_path) == ledger
+    assert len(measured) == 2 and json.loads(cached[0].read_text())["rates"]
+
+
+def test_a_small_run_or_unmeasurable_rates_weigh_by_pairs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+        ) -> None:
+    costs = importlib.import_module("pgclaims.suite.costs")  # the module eta imports from
+
+    def broken(*args: Any, **kw: Any) -> Any:
+        raise RuntimeError("no such environment")
+
+    monkeypatch.setattr(costs, "measure_rates", broken)
+    smoke = get_scale("smoke")  # 5e6 pairs: nothing measured (broken would say so)
+    small = eta.build_ledger(smoke, _entries(smoke), tmp_path)
+    assert small.pairs and small.seconds == {} and capsys.readouterr().err == ""
+    scale = get_scale("default")
+    ledger = eta.build_ledger(scale, _entries(scale), tmp_path)
+    assert ledger.pairs and ledger.seconds == {}
+    assert "units weighed by pairs, rates not measured (no such environment)" in (
+        capsys.readouterr().err)
+    assert eta.build_ledger(scale, _entries(scale)).seconds == {}  # no cache: no rates

@@ -29,9 +29,11 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pgclaims.measure import budget
@@ -138,6 +140,35 @@ def measure_rates(envs: tuple[str, ...], algos: tuple[str, ...], protocol: str =
                  measured=f"{stamp}, load average {load} on {os.cpu_count()} cores")
 
 
+def machine_rates(envs: tuple[str, ...], algos: tuple[str, ...], protocol: str,
+                  cache: Path) -> Rates:
+    """:func:`measure_rates` once per machine and day: read from ``cache/rates/<key>.json``,
+    else measured (a few seconds per environment) and written there. The key holds the day,
+    the machine (:func:`pgclaims.suite.results.machine`), the package versions, the protocol,
+    the environments and the algorithms. Concurrent callers (xdist workers) may each measure;
+    the file is replaced atomically."""
+    import hashlib
+    import json
+
+    from pgclaims.suite.results import PACKAGES, installed_versions, machine, write_json
+
+    what = {"day": time.strftime("%Y-%m-%d"), "machine": machine(),
+            "versions": installed_versions(PACKAGES), "protocol": protocol,
+            "envs": list(envs), "algos": list(algos)}
+    key = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
+    path = cache / "rates" / f"{key}.json"
+    try:
+        return Rates(**json.loads(path.read_text())["rates"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    rates = measure_rates(envs, algos, protocol)
+    try:
+        write_json(path, {"key": what, "rates": rates.to_dict()})
+    except OSError:  # a read-only cache: measured again next time
+        pass
+    return rates
+
+
 def task_seconds(task: Task, plan: Plan, rates: Rates) -> tuple[float, float]:
     """(core-seconds, of which serial) of one task."""
     ea = f"{task.env}/{task.algo}"
@@ -173,6 +204,33 @@ def task_seconds(task: Task, plan: Plan, rates: Rates) -> tuple[float, float]:
         s = (task.pairs - CHUNK) / lockstep + step
         return s, step + (sum(cfg.landscape_n) + cfg.landscape_ref_n) / lockstep
     return task.pairs / lockstep, cfg.heldout_n / lockstep  # value
+
+
+RATES_FROM_PAIRS = 10_000_000
+"""Planned pairs from which a claims run's progress line weighs its units by modelled
+core-seconds, with this machine's rates (:func:`machine_rates`: a few seconds per environment,
+once a day; :mod:`pgclaims.suite.eta`): the default scale's 4.6e7 pairs mix environments whose
+pairs cost up to several times more than others'. A smaller run (the smoke scale's 5e6, on one
+environment) weighs its units by pairs and measures nothing."""
+
+
+def unit_seconds(plan: Plan, pairs: Mapping[str, int], cache: Path | None) -> dict[str, float]:
+    """Each unit's modelled core-seconds, or nothing (no cache, a small run, or rates that
+    cannot be measured here: an adapter's environment, a toy one)."""
+    if cache is None or sum(pairs.values()) < RATES_FROM_PAIRS:
+        return {}
+    tasks = [plan.tasks[u] for u in pairs]
+    try:
+        rates = machine_rates(tuple(dict.fromkeys(t.env for t in tasks)),
+                              tuple(dict.fromkeys(t.algo for t in tasks)), tasks[0].protocol,
+                              cache)
+        return {u: task_seconds(plan.tasks[u], plan, rates)[0] for u in pairs}
+    except Exception as exc:  # progress lines must never stop a claims run
+        from pgclaims.suite.progress import stamp
+
+        print(stamp(f"progress: units weighed by pairs, rates not measured ({exc})"),
+              file=sys.stderr)
+        return {}
 
 
 @dataclass

@@ -14,8 +14,17 @@ checkpoint x measurement kind, an agent's training, an ablation run; pairs from
 :mod:`pgclaims.measure.budget`) and :func:`estimate` counts a unit done once any test needing
 it has finished::
 
-    fraction = pairs of done units / pairs of all units
+    fraction = weight of done units / weight of all units
     ETA      = elapsed x (1 - fraction) / fraction      (unknown while fraction is 0)
+
+A unit's weight is its modelled core-seconds (:func:`pgclaims.suite.costs.task_seconds`, the
+model of ``pgclaims plan``) at this machine's rates, measured at collection once a day and kept
+in the measurement cache (:func:`pgclaims.suite.costs.machine_rates`), for a run of at least
+:data:`pgclaims.suite.costs.RATES_FROM_PAIRS` pairs; else its pairs. Pairs alone mislead on a
+run that mixes environments: a Humanoid-v5 gradient pair costs 2.5 times a Hopper-v5 one. On
+the `corrected` reference run of 2026-12-07 (115 min), replayed from its logs, the ETA by pairs
+at 6, 12, 23, 35 and 46 min was 41%, 47%, 49%, 35% and 20% short of the time still to go; by
+modelled core-seconds 3%, 9%, 17%, 15% and 10%.
 
 Under xdist the controller collects nothing: each worker writes its ledger to
 ``reports/<run-id>/.eta-<worker>.json`` at collection and the controller reads (and deletes)
@@ -40,8 +49,10 @@ Approximations:
   still computes), and a measurement found in the cache from an earlier run counts as much as
   one computed now: the first ETAs of a partly cached run are too short until uncached work
   dominates.
-- Pairs stand for time: a training pair (sampling plus updates) and a frozen-sampler pair
-  weigh the same, and a gradient study's reductions and true-value fit are not counted.
+- Weighed by pairs (a small run, or rates that cannot be measured), pairs stand for time: a
+  training pair and a frozen-sampler pair weigh the same, a Humanoid-v5 pair as a Hopper-v5
+  one, and a gradient study's reductions and true-value fit are not counted. Weighed by
+  core-seconds, the model's own approximations apply (:mod:`pgclaims.suite.costs`).
 - Tests of claims without a plan entry (a project's own registered claims) and tests that are
   not claims tests cost nothing; a run in which no test has planned pairs weighs its tests
   equally (the line then says so instead of naming pairs). If the plan cannot be built, the
@@ -79,21 +90,26 @@ class Ledger:
     pairs: Mapping[str, int]
     note: str = ""
     """Why tests are weighted equally when the plan could not be built (else empty)."""
+    seconds: Mapping[str, float] = field(default_factory=dict)
+    """Each unit's modelled core-seconds on this machine (:func:`pgclaims.suite.costs.
+    task_seconds`); empty when the rates were not measured (the units then weigh by pairs)."""
 
     def only(self, nodeids: Iterable[str]) -> Ledger:
         """The ledger of the tests ``nodeids`` (those the run will execute)."""
         tests = {n: tuple(self.tests.get(n, ())) for n in nodeids}
         used = {u for units in tests.values() for u in units}
-        return Ledger(tests, {u: p for u, p in self.pairs.items() if u in used}, self.note)
+        return Ledger(tests, {u: p for u, p in self.pairs.items() if u in used}, self.note,
+                      {u: s for u, s in self.seconds.items() if u in used})
 
     def to_json(self) -> dict[str, Any]:
         return {"tests": {n: list(u) for n, u in self.tests.items()}, "pairs": dict(self.pairs),
-                "note": self.note}
+                "note": self.note, "seconds": dict(self.seconds)}
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> Ledger:
         return cls({n: tuple(u) for n, u in doc["tests"].items()},
-                   {u: int(p) for u, p in doc["pairs"].items()}, str(doc.get("note", "")))
+                   {u: int(p) for u, p in doc["pairs"].items()}, str(doc.get("note", "")),
+                   {u: float(s) for u, s in doc.get("seconds", {}).items()})
 
 
 def units_of(plan: Plan, claim_id: str, params: Mapping[str, Any]) -> tuple[str, ...]:
@@ -115,10 +131,15 @@ def units_of(plan: Plan, claim_id: str, params: Mapping[str, Any]) -> tuple[str,
     return tuple(out)
 
 
-def build_ledger(scale: Scale, tests: Iterable[tuple[str, str | None, Mapping[str, Any]]]
-                 ) -> Ledger:
+def build_ledger(scale: Scale, tests: Iterable[tuple[str, str | None, Mapping[str, Any]]],
+                 cache: Path | None = None) -> Ledger:
     """The ledger of ``tests``, given as (nodeid, claim id or None, row params), at ``scale``:
-    the plan of :mod:`pgclaims.suite.plan` for the claims among them, split per test."""
+    the plan of :mod:`pgclaims.suite.plan` for the claims among them, split per test. With a
+    measurement ``cache`` folder and at least :data:`pgclaims.suite.costs.RATES_FROM_PAIRS`
+    pairs to do, each unit also gets its modelled core-seconds (:func:`pgclaims.suite.costs.
+    unit_seconds`)."""
+    from pgclaims.suite.costs import unit_seconds
+
     tests = list(tests)
     try:
         from pgclaims.suite import plan as plan_mod
@@ -129,7 +150,8 @@ def build_ledger(scale: Scale, tests: Iterable[tuple[str, str | None, Mapping[st
         return Ledger({n: () for n, _, _ in tests}, {},
                       f"no plan ({type(exc).__name__}: {exc})")
     units = {n: units_of(plan, c, p) if c in plan.claims else () for n, c, p in tests}
-    return Ledger(units, {u: plan.tasks[u].pairs for us in units.values() for u in us})
+    pairs = {u: plan.tasks[u].pairs for us in units.values() for u in us}
+    return Ledger(units, pairs, seconds=unit_seconds(plan, pairs, cache))
 
 
 def ledger_path(run_dir: Path, worker: str) -> Path:
@@ -169,6 +191,9 @@ class Progress:
     pairs: int
     elapsed: float
     note: str = ""
+    seconds_done: float = 0.0
+    seconds: float = 0.0
+    """Modelled core-seconds of the done units and of all (0 when the ledger has none)."""
 
     @property
     def by_pairs(self) -> bool:
@@ -176,8 +201,15 @@ class Progress:
         return self.pairs > 0
 
     @property
+    def by_seconds(self) -> bool:
+        """True when the units weigh by modelled core-seconds (else by pairs, or tests)."""
+        return self.seconds > 0
+
+    @property
     def fraction(self) -> float:
         """The fraction of the run's work done, in [0, 1]."""
+        if self.by_seconds:
+            return self.seconds_done / self.seconds
         if self.by_pairs:
             return self.pairs_done / self.pairs
         return self.tests_done / self.tests if self.tests else 1.0
@@ -222,8 +254,10 @@ def estimate(ledger: Ledger, finished: Collection[str], elapsed: float,
     done_tests = [n for n in ledger.tests if n in finished]
     done = {u for n in done_tests if n not in unmeasured for u in ledger.tests[n]}
     done.update(u for u in units if u in ledger.pairs)
+    weights = ledger.seconds if ledger.seconds.keys() == ledger.pairs.keys() else {}
     return Progress(len(done_tests), len(ledger.tests), sum(ledger.pairs[u] for u in done),
-                    sum(ledger.pairs.values()), elapsed, ledger.note)
+                    sum(ledger.pairs.values()), elapsed, ledger.note,
+                    sum(weights[u] for u in done if u in weights), sum(weights.values()))
 
 
 def _count(pairs: int) -> str:
@@ -248,6 +282,8 @@ def render(p: Progress, final: bool = False) -> str:
 
     work = (f"{_count(p.pairs_done)} of {_count(p.pairs)} pairs done" if p.by_pairs
             else "tests weighted equally" + (f": {p.note}" if p.note else ""))
+    if p.by_seconds and not final:
+        work += f" ({p.fraction:.0%} of the modelled core-seconds)"
     head = f"run: {'end, ' if final else ''}{p.tests_done}/{p.tests} tests, {work}"
     if final:
         return f"{head}, total elapsed {_elapsed(p.elapsed)}"

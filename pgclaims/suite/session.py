@@ -212,7 +212,8 @@ class RunSession:
         if self.config.option.collectonly or not any(row for _, row in rows):
             return
         ledger = eta.build_ledger(s.scale, [(n, row["claim_id"], row["params"]) if row else
-                                            (n, None, {}) for n, row in rows])
+                                            (n, None, {}) for n, row in rows],
+                                  cache_root(s.rootdir))
         planned = {n: row for n, row in rows if row}
         if s.controller:
             self.eta.start(ledger)
