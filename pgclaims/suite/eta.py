@@ -21,10 +21,12 @@ A unit's weight is its modelled core-seconds (:func:`pgclaims.suite.costs.task_s
 model of ``pgclaims plan``) at this machine's rates, measured at collection once a day and kept
 in the measurement cache (:func:`pgclaims.suite.costs.machine_rates`), for a run of at least
 :data:`pgclaims.suite.costs.RATES_FROM_PAIRS` pairs; else its pairs. Pairs alone mislead on a
-run that mixes environments: a Humanoid-v5 gradient pair costs 2.5 times a Hopper-v5 one. On
-the `corrected` reference run of 2026-12-07 (115 min), replayed from its logs, the ETA by pairs
-at 6, 12, 23, 35 and 46 min was 41%, 47%, 49%, 35% and 20% short of the time still to go; by
-modelled core-seconds 3%, 9%, 17%, 15% and 10%.
+run that mixes environments, whose pairs cost different amounts. On the `corrected` reference
+run of 2026-12-07 (115 min), replayed from its logs, the ETA by pairs at 6, 12, 23, 35 and 46
+min was 41%, 47%, 49%, 35% and 20% short of the time still to go; by modelled core-seconds
+3-17% short with one measurement of the rates and 15-39% with another, taken on an idle
+machine the same day. The rates are noisy (Hopper-v5 sampling 5325 vs 3164 pairs/s in the
+two), so the gain depends on them; after the first hour both weightings agree within minutes.
 
 Under xdist the controller collects nothing: each worker writes its ledger to
 ``reports/<run-id>/.eta-<worker>.json`` at collection and the controller reads (and deletes)
