@@ -269,3 +269,18 @@ def test_plan_command_prints_a_table_and_json(monkeypatch: pytest.MonkeyPatch,
     assert doc["wall_hours"]["cluster_cores"] == 100
     assert cli.main(["plan", "--scale", "smok"]) == 2
     assert "unknown scale 'smok'" in capsys.readouterr().err
+
+
+def test_rates_keep_the_median_timing_not_an_outlier() -> None:
+    """One slow call among the repeats (a cold cache, a neighbour's burst) does not move a
+    measured rate: :func:`costs.measure_rates` keeps the median of its timings."""
+    import time
+
+    def burn(seconds: float) -> None:
+        end = time.process_time() + seconds
+        while time.process_time() < end:
+            pass
+
+    median = costs._median_cpu(burn, [(0.01,), (0.5,), (0.01,)])
+    assert 0.009 < median < 0.1
+    assert costs._median_cpu(burn, [(0.05,)] * costs.REPEATS) >= 0.05

@@ -1,12 +1,14 @@
 """What a run's tasks cost in time: throughput measured on the spot, core-seconds per task, and
 wall-time estimates for this machine and for a cluster (``pgclaims plan``).
 
-:func:`measure_rates` times, per environment and on one core, a training iteration per
-algorithm of a fresh agent (after a warm-up one), a burst of frozen sampling, one chunk's
-gradient reduction and a few steps of the true-value fit: a few seconds per environment, in CPU
-time, so that a shared machine still gives the core-seconds of a free one. :func:`estimate`
-turns a :class:`pgclaims.suite.plan.Plan` into core-seconds with them. The model, and what it
-leaves out:
+:func:`measure_rates` times, per environment and on one core, training iterations per
+algorithm of a fresh agent, frozen sampling, one chunk's gradient reduction and a few steps of
+the true-value fit: a few seconds per environment, in CPU time, so that a shared machine still
+gives the core-seconds of a free one. Each is warmed up first; the iterations, the sampled
+chunks and the reduction are each the median of :data:`REPEATS` timings (one cold timing of two
+chunks gave 3164 and 5325 Hopper-v5 pairs/s in two measurements on one machine, 2026-12-07).
+:func:`estimate` turns a :class:`pgclaims.suite.plan.Plan` into core-seconds with them. The
+model, and what it leaves out:
 
 - sampling costs the same per pair whatever the checkpoint (a fresh agent's short episodes
   reset more often than a trained one's; the ``corrected`` protocol's return continuations
@@ -42,6 +44,19 @@ from pgclaims.suite.plan import Plan, Task, family
 
 EFFICIENCY = 0.8
 """Assumed fraction of the cores' time spent on tasks (scheduling, stragglers, lock waits)."""
+
+REPEATS = 3
+"""Timings per figure in :func:`measure_rates`, whose median it keeps."""
+
+
+def _median_cpu(fn: Callable[..., Any], calls: list[tuple[Any, ...]]) -> float:
+    """The median CPU time of ``fn(*args)`` over ``calls`` (after the caller's warm-up)."""
+    times = []
+    for args in calls:
+        t0 = time.process_time()
+        fn(*args)
+        times.append(time.process_time() - t0)
+    return sorted(times)[len(times) // 2]
 
 
 @dataclass(frozen=True)
@@ -96,16 +111,15 @@ def measure_rates(envs: tuple[str, ...], algos: tuple[str, ...], protocol: str =
             agent = make_agent(TrainConfig.create(env_id, algo, 0, 10, protocol=protocol))
             env = training_env(env_id)  # what training collects from
             iterate(agent, env)  # warm-up
-            t0 = time.process_time()
-            iterate(agent, env)
-            rates["iteration"][f"{env_id}/{algo}"] = time.process_time() - t0
+            rates["iteration"][f"{env_id}/{algo}"] = _median_cpu(
+                iterate, [(agent, env)] * REPEATS)
             env.close()
             agents[algo] = agent
         agent = next(iter(agents.values()))
         sampler = FrozenSampler(agent)
-        t0 = time.process_time()
-        batches = [sampler.batch(CHUNK, rng_for(0, 99, c)) for c in range(2)]
-        rates["sample"][env_id] = 2 * CHUNK / (time.process_time() - t0)
+        batches = [sampler.batch(CHUNK, rng_for(0, 99, 0))]  # warm-up, and the one reduced
+        rates["sample"][env_id] = CHUNK / _median_cpu(
+            sampler.batch, [(CHUNK, rng_for(0, 99, c)) for c in range(1, REPEATS + 1)])
         group = min(sampler.nsim, 8)  # a few seconds; lockstep gains little beyond
         t0 = time.process_time()
         sampler.batches([(CHUNK, rng_for(0, 98, c)) for c in range(group)])
@@ -115,9 +129,9 @@ def measure_rates(envs: tuple[str, ...], algos: tuple[str, ...], protocol: str =
             rates["update"][f"{env_id}/{algo}"] = max(
                 0.0, rates["iteration"][f"{env_id}/{algo}"] - CHUNK / rates["sample"][env_id])
         reducer = GradReducer(agent, agent.value)
-        t0 = time.process_time()
-        reducer(batches[0], BASELINES)
-        rates["reduce"][env_id] = (time.process_time() - t0) / len(BASELINES)
+        reducer(batches[0], BASELINES)  # warm-up
+        rates["reduce"][env_id] = _median_cpu(
+            reducer, [(batches[0], BASELINES)] * REPEATS) / len(BASELINES)
         net = agent.value
         opt = torch.optim.Adam(net.parameters(), lr=LR)
         x = torch.from_numpy(batches[0].obs[:MINIBATCH])
