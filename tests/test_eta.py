@@ -308,6 +308,39 @@ def test_the_timer_prints_while_no_test_ends(tmp_path: Path) -> None:
     assert len(lines) == count and "run: end" in lines[-1]  # final() stopped the timer
 
 
+
+def test_a_line_only_logged_does_not_hold_back_the_next_tests_line() -> None:
+    """In a serial run the timer's line is only logged while a test captures (the sink returns
+    False); the line at that test's end must still reach the console, and a line the console
+    got still throttles the next one."""
+    logged: list[str] = []
+    shown: list[str] = []
+    console = [True]
+
+    def sink(line: str) -> bool:
+        logged.append(line)
+        if console[0]:
+            shown.append(line)
+        return console[0]
+
+    clock = Clock()
+    tracker = eta.Tracker(sink, started=0.0, every=30, clock=clock, wall=lambda: 0.0)
+    tracker.start(LEDGER)
+    assert len(shown) == 1
+    clock.now += 31
+    console[0] = False  # a test is capturing: the timer's line goes to the log only
+    tracker.tick()
+    assert len(logged) == 2 and len(shown) == 1
+    console[0] = True
+    clock.now += 5
+    tracker.finished("t1")  # 36 s since the console's last line, 5 s since the log's
+    assert len(shown) == 2 and "run: 1/4 tests" in shown[-1]
+    clock.now += 5
+    tracker.finished("t2")
+    tracker.tick()
+    assert len(shown) == 2 and len(logged) == 3
+
+
 class _FakeCapture:
     """pytest's capture manager as ``_echo`` sees it: a global capture, started or not, that
     records which threads suspend it."""
@@ -337,10 +370,13 @@ def test_only_the_main_thread_suspends_capture(started: bool, method: str, captu
     capman = _FakeCapture(started=started, method=method)
     config = SimpleNamespace(pluginmanager=SimpleNamespace(getplugin=lambda name: capman))
     echo = suite_plugin._echo(config)
-    thread = threading.Thread(target=echo, args=("from the timer",), name="pgclaims-eta")
+    said: list[bool] = []
+    thread = threading.Thread(target=lambda: said.append(echo("from the timer")),
+                              name="pgclaims-eta")
     thread.start()
     thread.join()
-    echo("from the main thread")
+    assert said == [not capturing]  # False: only logged, so the next test's line is not held
+    assert echo("from the main thread") is True
     err = capsys.readouterr().err
     assert capman.suspended_by == [threading.main_thread().name]
     assert "from the main thread" in err

@@ -21,24 +21,23 @@ A unit's weight is its modelled core-seconds (:func:`pgclaims.suite.costs.task_s
 model of ``pgclaims plan``) at this machine's rates, measured at collection once a day and kept
 in the measurement cache (:func:`pgclaims.suite.costs.machine_rates`), for a run of at least
 :data:`pgclaims.suite.costs.RATES_FROM_PAIRS` pairs; else its pairs. Pairs alone mislead on a
-run that mixes environments, whose pairs cost different amounts. On the `corrected` reference
-run of 2026-12-07 (115 min), replayed from its logs, the ETA by pairs at 6, 12, 23, 35 and 46
-min was 41%, 47%, 49%, 35% and 20% short of the time still to go; by modelled core-seconds
-3-17% short with one measurement of the rates and 15-39% with another, taken on an idle
-machine the same day. The rates are noisy (Hopper-v5 sampling 5325 vs 3164 pairs/s in the
-two), so the gain depends on them; after the first hour both weightings agree within minutes.
+run that mixes environments, whose pairs cost different amounts. Replaying the `corrected`
+reference run of 2026-12-07 (115 min) from its logs, the ETA at 6, 12, 23, 35 and 46 min was
+41%, 47%, 49%, 35%, 20% short of the time still to go by pairs; by modelled core-seconds 3-17%
+short with one measurement of the rates, 15-39% with another the same day (Hopper-v5 sampling
+5325 vs 3164 pairs/s, each from one cold timing; medians of three since). After the first
+hour both weightings agree within minutes.
 
 Under xdist the controller collects nothing: each worker writes its ledger to
 ``reports/<run-id>/.eta-<worker>.json`` at collection and the controller reads (and deletes)
 the first one when that worker reports its collection.
 
-Between tests, the processes that measure say which units they finished: :func:`unit_done`
-appends the unit's ident to ``reports/<run-id>/.units-done`` (one short ``O_APPEND`` write per
-line, so lines of concurrent workers do not tear; :func:`record_units_to` names the file in
-each process). A unit so reported counts as done even while the test that asked for it is
-still running, and the controller also prints a line every ``--eta-every`` seconds from a
-timer, so a run whose first tests each wait on many measurements is not silent for minutes.
-The timer never suspends pytest's capture (see :func:`pgclaims.suite.plugin._echo`).
+Between tests, the processes that measure report each unit they finish (:func:`unit_done`:
+one short ``O_APPEND`` line in ``reports/<run-id>/.units-done``, named in each process by
+:func:`record_units_to`); it counts as done even while the test that asked for it still runs.
+A timer on the controller also prints a line every ``--eta-every`` seconds, so a run whose
+first tests wait on many measurements is not silent for minutes; it never suspends pytest's
+capture (:func:`pgclaims.suite.plugin._echo`).
 
 Approximations:
 
@@ -140,11 +139,10 @@ def build_ledger(scale: Scale, tests: Iterable[tuple[str, str | None, Mapping[st
     measurement ``cache`` folder and at least :data:`pgclaims.suite.costs.RATES_FROM_PAIRS`
     pairs to do, each unit also gets its modelled core-seconds (:func:`pgclaims.suite.costs.
     unit_seconds`)."""
-    from pgclaims.suite.costs import unit_seconds
-
     tests = list(tests)
     try:
         from pgclaims.suite import plan as plan_mod
+        from pgclaims.suite.costs import unit_seconds
 
         planned = list(dict.fromkeys(c for _, c, _ in tests if c in plan_mod.USES))
         plan = plan_mod.build(scale, planned)
@@ -250,9 +248,8 @@ def unit_done(ident: str) -> None:
 def estimate(ledger: Ledger, finished: Collection[str], elapsed: float,
              units: Collection[str] = (), unmeasured: Collection[str] = ()) -> Progress:
     """The progress of a run whose tests ``finished`` (nodeids) are done after ``elapsed``
-    wall seconds and whose processes reported the ``units`` (idents) done; finished tests
-    and units outside the ledger are ignored, and so are the units of finished tests that
-    were ``unmeasured`` (PENDING: the time budget ran out before their measurements)."""
+    wall seconds and whose processes reported the ``units`` (idents) done, ignoring tests and
+    units outside the ledger and the units of ``unmeasured`` tests (PENDING: out of time)."""
     done_tests = [n for n in ledger.tests if n in finished]
     done = {u for n in done_tests if n not in unmeasured for u in ledger.tests[n]}
     done.update(u for u in units if u in ledger.pairs)
@@ -297,12 +294,13 @@ def render(p: Progress, final: bool = False) -> str:
 class Tracker:
     """The controller's side: :meth:`start` with the ledger, :meth:`finished` per test,
     :meth:`final` at the end; lines go to ``sink``, at most one per ``every`` seconds besides
-    the first and the last. ``started`` is the run's start (``time.time()``); elapsed times
-    come from ``clock`` (monotonic, so they never go backwards). With ``units_file`` (the
-    run's :func:`units_path`) the units reported there count as done, and :meth:`start`
-    also starts a timer thread that calls :meth:`tick` every ``every`` seconds."""
+    the first and the last (a test's end waits only on lines the console got: ``sink`` returns
+    False for a line it only logged). ``started`` is the run's start (``time.time()``); elapsed
+    times come from ``clock`` (monotonic). With ``units_file`` (the run's :func:`units_path`)
+    the units reported there count as done, and :meth:`start` also starts a timer thread that
+    calls :meth:`tick` every ``every`` seconds."""
 
-    sink: Callable[[str], None]
+    sink: Callable[[str], bool | None]
     started: float
     every: float = EVERY
     clock: Callable[[], float] = time.monotonic
@@ -310,6 +308,7 @@ class Tracker:
     ledger: Ledger | None = None
     finished_tests: set[str] = field(default_factory=set)
     last_line: float = float("-inf")
+    last_shown: float = float("-inf")
     units_file: Path | None = None
     units: set[str] = field(default_factory=set)
     unmeasured: set[str] = field(default_factory=set)
@@ -360,7 +359,8 @@ class Tracker:
             p = self.progress()
             if p is not None:
                 self.last_line = self.clock()
-                self.sink(stamp(render(p, final), who="main"))
+                if self.sink(stamp(render(p, final), who="main")) is not False:
+                    self.last_shown = self.last_line
 
     def start(self, ledger: Ledger) -> None:
         """Begin tracking the run's tests (once; later calls are ignored) and print the first
@@ -401,7 +401,7 @@ class Tracker:
             self.finished_tests.add(nodeid)
             if not measured:
                 self.unmeasured.add(nodeid)
-            if self.clock() - self.last_line >= self.every:
+            if self.clock() - self.last_shown >= self.every:
                 self._emit()
 
     def final(self) -> None:

@@ -229,17 +229,21 @@ def _echo(config: pytest.Config) -> progress_mod.Sink:
     """A sink printing to stderr past pytest's capture. pytest's capture is not thread-safe
     (pytest-dev/pytest#13693), so only the main thread suspends it; a line from another thread
     (the progress timer) is printed only while nothing captures (between test phases, and
-    always on the xdist controller) and otherwise left to progress.log."""
+    always on the xdist controller) and otherwise left to progress.log: then it returns False,
+    so that the main thread's next line is not throttled away (:class:`eta.Tracker`)."""
     capman = config.pluginmanager.getplugin("capturemanager")
 
-    def echo(line: str) -> None:
+    def echo(line: str) -> bool:
         if capman is None:
             print(line, file=sys.stderr, flush=True)
         elif threading.current_thread() is threading.main_thread():
             with capman.global_and_fixture_disabled():
                 print(line, file=sys.stderr, flush=True)
-        elif not _capturing_now(capman):
+        elif _capturing_now(capman):
+            return False
+        else:
             print(line, file=sys.stderr, flush=True)
+        return True
 
     return echo
 

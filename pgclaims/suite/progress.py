@@ -17,7 +17,9 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
-Sink = Callable[[str], None]
+Sink = Callable[[str], "bool | None"]
+"""Takes a line; may return False when the console did not get it (it went to a log
+only), which :class:`pgclaims.suite.eta.Tracker` uses to throttle its lines."""
 
 _sink: Sink | None = None
 
@@ -69,11 +71,11 @@ def steps(items: Iterable[T], label: str, total: int | None = None,
 
 
 def log_file_sink(path: os.PathLike[str] | str, echo: Sink | None = None) -> Sink:
-    """A sink that appends each line to ``path`` (created on first use) and calls ``echo``."""
+    """A sink that appends each line to ``path`` (created on first use) and calls ``echo``;
+    it returns what ``echo`` returns (False: the console did not get the line)."""
 
-    def sink(line: str) -> None:
-        if echo is not None:
-            echo(line)
+    def sink(line: str) -> bool | None:
+        shown = echo(line) if echo is not None else None
         try:
             os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
             # One short write per line with O_APPEND: lines of concurrent workers do not tear.
@@ -84,6 +86,7 @@ def log_file_sink(path: os.PathLike[str] | str, echo: Sink | None = None) -> Sin
                 os.close(fd)
         except OSError as exc:
             print(f"[{worker_id()}] cannot append to {path}: {exc}", file=sys.stderr)
+        return shown
 
     return sink
 
