@@ -140,12 +140,28 @@ def test_pending_tests_move_the_test_count_not_the_pairs() -> None:
     assert (p.tests_done, p.pairs_done, p.pairs) == (2, 10, 40)
 
 
-def test_the_partial_record_prices_what_remains_by_the_plan() -> None:
+def test_the_partial_record_prices_what_remains_by_the_plan(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Priced at this machine's rates: measured once and kept in the measurement cache, read
+    from there the next time; without a cache, measured on the spot (here failing: no price)."""
+    from pgclaims.suite import costs
+
     smoke = get_scale("smoke")
     ident = "gradients/authors/Hopper-v5/ppo/0/27"
     rec = stopping.partial_record(smoke, ["grad.pairwise_low_at_2k"], {ident}, "why", 1, 3,
-                                  60.0)
+                                  60.0, tmp_path)
     left = rec["remaining"]
+
+    def fail(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("measured again")
+
+    monkeypatch.setattr(costs, "measure_rates", fail)
+    again = stopping.partial_record(smoke, ["grad.pairwise_low_at_2k"], {ident}, "why", 1, 3,
+                                    60.0, tmp_path)
+    assert again["remaining"] == left
+    unpriced = stopping.partial_record(smoke, ["grad.pairwise_low_at_2k"], {ident}, "why", 1,
+                                       3, 60.0)["remaining"]
+    assert unpriced["core_hours"] is None and unpriced["pairs"] == left["pairs"]
     from pgclaims.measure import MeasureConfig, budget
     from pgclaims.suite.plan import measure_config
 

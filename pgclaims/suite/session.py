@@ -328,7 +328,7 @@ class RunSession:
         claims = list(dict.fromkeys(row["claim_id"] for row in rows))
         try:
             partial = stopping.partial_record(s.scale, claims, units, reason, len(pending),
-                                              len(rows), s.budget_s)
+                                              len(rows), s.budget_s, cache_root(s.rootdir))
         except Exception as exc:  # the verdicts must still be written
             self.warnings.append(f"what remains could not be planned ({type(exc).__name__}: "
                                  f"{exc})")

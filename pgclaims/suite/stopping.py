@@ -153,10 +153,12 @@ def remaining_units(ledger_tests: Mapping[str, Collection[str]], pending: Collec
 
 
 def partial_record(scale: Any, claim_ids: list[str], units: set[str], reason: str,
-                   pending: int, tests: int, budget_s: float | None) -> dict[str, Any]:
+                   pending: int, tests: int, budget_s: float | None,
+                   cache: Path | None = None) -> dict[str, Any]:
     """The ``partial`` record of results.json: why, how many tests are pending, and what
-    remains by the plan (tasks by kind, pairs, core-hours at rates measured now, which takes a
-    few seconds per environment; None if that fails or is interrupted)."""
+    remains by the plan (tasks by kind, pairs, core-hours at this machine's rates: with a
+    measurement ``cache``, today's kept there (:func:`pgclaims.suite.costs.machine_rates`),
+    else measured now, a few seconds per environment; None if that fails or is interrupted)."""
     from pgclaims.suite import costs
     from pgclaims.suite import plan as plan_mod
 
@@ -177,9 +179,10 @@ def partial_record(scale: Any, claim_ids: list[str], units: set[str], reason: st
         remaining["core_hours"] = 0.0
         return record
     try:
-        rates = costs.measure_rates(tuple(dict.fromkeys(t.env for t in tasks)),
-                                    tuple(dict.fromkeys(t.algo for t in tasks)),
-                                    tasks[0].protocol)
+        what = (tuple(dict.fromkeys(t.env for t in tasks)),
+                tuple(dict.fromkeys(t.algo for t in tasks)), tasks[0].protocol)
+        rates = (costs.measure_rates(*what) if cache is None
+                 else costs.machine_rates(*what, cache))
     except (Exception, KeyboardInterrupt):  # the verdicts are written regardless
         return record
     for kind, row in by_kind.items():
