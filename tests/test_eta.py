@@ -545,3 +545,30 @@ def test_a_small_run_or_unmeasurable_rates_weigh_by_pairs(
     assert "units weighed by pairs, rates not measured (no such environment)" in (
         capsys.readouterr().err)
     assert eta.build_ledger(scale, _entries(scale)).seconds == {}  # no cache: no rates
+
+
+def test_concurrent_callers_measure_the_rates_once(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two xdist workers collect at once: one measures, the other waits on the lock and reads
+    its file; a cache that cannot be written still gives rates (measured each time)."""
+    costs = importlib.import_module("pgclaims.suite.costs")
+    measured: list[str] = []
+
+    def slow(envs: tuple[str, ...], algos: tuple[str, ...], protocol: str, **kw: Any) -> Any:
+        measured.append(threading.current_thread().name)
+        time.sleep(0.5)
+        return _rates(envs, algos)
+
+    monkeypatch.setattr(costs, "measure_rates", slow)
+    got: list[Any] = []
+    what = (("Hopper-v5",), ("ppo",), "authors")
+    threads = [threading.Thread(target=lambda: got.append(costs.machine_rates(*what, tmp_path)),
+                                name=f"gw{i}") for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(measured) == 1 and len(got) == 2 and got[0] == got[1] == _rates(*what[:2])
+    blocked = tmp_path / "file"
+    blocked.write_text("")  # the cache's place is a file: no folder, no lock
+    assert costs.machine_rates(*what, blocked) == got[0] and len(measured) == 2

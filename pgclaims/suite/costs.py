@@ -3,12 +3,10 @@ wall-time estimates for this machine and for a cluster (``pgclaims plan``).
 
 :func:`measure_rates` times, per environment and on one core, training iterations per
 algorithm of a fresh agent, frozen sampling, one chunk's gradient reduction and a few steps of
-the true-value fit: a few seconds per environment, in CPU time, so that a shared machine still
-gives the core-seconds of a free one. Each is warmed up first; the iterations, the sampled
-chunks and the reduction are each the median of :data:`REPEATS` timings (one cold timing of two
-chunks gave 3164 and 5325 Hopper-v5 pairs/s in two measurements on one machine, 2026-12-07).
-:func:`estimate` turns a :class:`pgclaims.suite.plan.Plan` into core-seconds with them. The
-model, and what it leaves out:
+the true-value fit, in CPU time, so that a shared machine still gives the core-seconds of a
+free one; each warmed up, the first three the median of :data:`REPEATS` timings (single cold
+timings differed by 1.7x on one machine). :func:`estimate` turns a
+:class:`pgclaims.suite.plan.Plan` into core-seconds with them. The model, and what it leaves out:
 
 - sampling costs the same per pair whatever the checkpoint (a fresh agent's short episodes
   reset more often than a trained one's; the ``corrected`` protocol's return continuations
@@ -29,6 +27,7 @@ serial measurement, or the longest ablation run.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -157,12 +156,13 @@ def measure_rates(envs: tuple[str, ...], algos: tuple[str, ...], protocol: str =
 def machine_rates(envs: tuple[str, ...], algos: tuple[str, ...], protocol: str,
                   cache: Path) -> Rates:
     """:func:`measure_rates` once per machine and day: read from ``cache/rates/<key>.json``,
-    else measured (a few seconds per environment) and written there. The key holds the day,
-    the machine (:func:`pgclaims.suite.results.machine`), the package versions, the protocol,
-    the environments and the algorithms. Concurrent callers (xdist workers) may each measure;
-    the file is replaced atomically."""
+    else measured and written there. The key holds the day, the machine, the package versions,
+    the protocol, the environments and the algorithms. Concurrent callers (xdist workers)
+    measure once: the others wait on ``<key>.json.lock`` and read the file."""
     import hashlib
     import json
+
+    from filelock import FileLock
 
     from pgclaims.suite.results import PACKAGES, installed_versions, machine, write_json
 
@@ -171,16 +171,28 @@ def machine_rates(envs: tuple[str, ...], algos: tuple[str, ...], protocol: str,
             "envs": list(envs), "algos": list(algos)}
     key = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
     path = cache / "rates" / f"{key}.json"
+
+    def kept() -> Rates | None:
+        try:
+            return Rates(**json.loads(path.read_text())["rates"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    if (rates := kept()) is not None:
+        return rates
+    lock = FileLock(f"{path}.lock")
     try:
-        return Rates(**json.loads(path.read_text())["rates"])
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    rates = measure_rates(envs, algos, protocol)
-    try:
-        write_json(path, {"key": what, "rates": rates.to_dict()})
-    except OSError:  # a read-only cache: measured again next time
-        pass
-    return rates
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+    except OSError:  # a read-only cache: measured here, and again next time
+        return measure_rates(envs, algos, protocol)
+    try:  # another process may have measured while this one waited
+        rates = kept() or measure_rates(envs, algos, protocol)
+        with contextlib.suppress(OSError):
+            write_json(path, {"key": what, "rates": rates.to_dict()})
+        return rates
+    finally:
+        lock.release()
 
 
 def task_seconds(task: Task, plan: Plan, rates: Rates) -> tuple[float, float]:
@@ -222,10 +234,9 @@ def task_seconds(task: Task, plan: Plan, rates: Rates) -> tuple[float, float]:
 
 RATES_FROM_PAIRS = 10_000_000
 """Planned pairs from which a claims run's progress line weighs its units by modelled
-core-seconds, with this machine's rates (:func:`machine_rates`: a few seconds per environment,
-once a day; :mod:`pgclaims.suite.eta`): the default scale's 4.6e7 pairs mix environments whose
-pairs cost up to several times more than others'. A smaller run (the smoke scale's 5e6, on one
-environment) weighs its units by pairs and measures nothing."""
+core-seconds at this machine's rates (:func:`machine_rates`; :mod:`pgclaims.suite.eta`): the
+default scale's 4.6e7 pairs mix environments whose pairs cost up to several times more than
+others'. A smaller run (the smoke scale's 5e6, one environment) weighs by pairs."""
 
 
 def unit_seconds(plan: Plan, pairs: Mapping[str, int], cache: Path | None) -> dict[str, float]:
