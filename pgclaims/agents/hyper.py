@@ -74,6 +74,19 @@ def check_overrides(cls: type, algo: str, overrides: dict[str, Any]) -> None:
                          f"({algo.upper()} has {', '.join(sorted(names))})")
 
 
+def from_table(cls: type, algo: str, env_id: str, table: dict[str, dict[str, Any]],
+               needed: tuple[str, ...], overrides: dict[str, Any]) -> Any:
+    """``cls`` with Table 1's row for ``env_id`` updated by ``overrides``; an env without a
+    row needs the ``needed`` hyperparameters among the overrides."""
+    row = table.get(env_id)
+    if row is None and not set(needed) <= overrides.keys():
+        raise ValueError(
+            f"Table 1 has no {algo.upper()} row for {env_id!r}: pass {' and '.join(needed)} "
+            f"(rows exist for {', '.join(table)})")
+    check_overrides(cls, algo, overrides)
+    return cls(**{**(row or {}), **overrides})
+
+
 def check_common(cfg: Any) -> None:
     """Reject settings the updates cannot run with, before anything is trained or written."""
     check_numbers(cfg)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pgclaims.agents.hyper import check_common, check_overrides
+from pgclaims.agents.hyper import check_common, from_table
 from pgclaims.agents.minibatch import AdamStep, backward
 from pgclaims.agents.networks import GaussianPolicy
 
@@ -84,14 +84,8 @@ class PPOConfig:
 
     @classmethod
     def for_env(cls, env_id: str, **overrides: object) -> PPOConfig:
-        row = TABLE1_PPO.get(env_id)
-        if row is None and not {"policy_lr", "value_lr"} <= overrides.keys():
-            raise ValueError(
-                f"Table 1 has no PPO row for {env_id!r}: pass policy_lr and value_lr "
-                f"(rows exist for {', '.join(TABLE1_PPO)})"
-            )
-        check_overrides(cls, "ppo", overrides)
-        return cls(**{**(row or {}), **overrides})  # type: ignore[arg-type]
+        needed = ("policy_lr", "value_lr")
+        return from_table(cls, "ppo", env_id, TABLE1_PPO, needed, dict(overrides))
 
 
 def clipped_surrogate(

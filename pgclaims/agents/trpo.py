@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pgclaims.agents.hyper import check_common, check_overrides
+from pgclaims.agents.hyper import check_common, from_table
 from pgclaims.agents.networks import GaussianPolicy, flat_grad, flat_params, set_flat_params
 
 TABLE1_TRPO: dict[str, dict[str, float]] = {
@@ -83,14 +83,8 @@ class TRPOConfig:
 
     @classmethod
     def for_env(cls, env_id: str, **overrides: object) -> TRPOConfig:
-        row = TABLE1_TRPO.get(env_id)
-        if row is None and not {"max_kl", "value_lr"} <= overrides.keys():
-            raise ValueError(
-                f"Table 1 has no TRPO row for {env_id!r}: pass max_kl and value_lr "
-                f"(rows exist for {', '.join(TABLE1_TRPO)})"
-            )
-        check_overrides(cls, "trpo", overrides)
-        return cls(**{**(row or {}), **overrides})  # type: ignore[arg-type]
+        needed = ("max_kl", "value_lr")
+        return from_table(cls, "trpo", env_id, TABLE1_TRPO, needed, dict(overrides))
 
 
 def conjugate_gradient(
