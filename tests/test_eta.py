@@ -549,8 +549,8 @@ def test_a_small_run_or_unmeasurable_rates_weigh_by_pairs(
 
 def test_concurrent_callers_measure_the_rates_once(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    """Two xdist workers collect at once: one measures, the other waits on the lock and reads
-    its file; a cache that cannot be written still gives rates (measured each time)."""
+    """Two xdist workers collect at once: one measures and writes, the other waits on the lock
+    and reads its file; a cache that cannot be written still gives rates (measured each time)."""
     costs = importlib.import_module("pgclaims.suite.costs")
     measured: list[str] = []
 
@@ -560,6 +560,10 @@ def test_concurrent_callers_measure_the_rates_once(tmp_path: Path,
         return _rates(envs, algos)
 
     monkeypatch.setattr(costs, "measure_rates", slow)
+    results = importlib.import_module("pgclaims.suite.results")
+    written: list[Path] = []
+    write = results.write_json
+    monkeypatch.setattr(results, "write_json", lambda p, d: (written.append(p), write(p, d)))
     got: list[Any] = []
     what = (("Hopper-v5",), ("ppo",), "authors")
     threads = [threading.Thread(target=lambda: got.append(costs.machine_rates(*what, tmp_path)),
@@ -569,6 +573,7 @@ def test_concurrent_callers_measure_the_rates_once(tmp_path: Path,
     for thread in threads:
         thread.join()
     assert len(measured) == 1 and len(got) == 2 and got[0] == got[1] == _rates(*what[:2])
+    assert len(written) == 1  # the caller that waited read the file and wrote nothing
     blocked = tmp_path / "file"
     blocked.write_text("")  # the cache's place is a file: no folder, no lock
     assert costs.machine_rates(*what, blocked) == got[0] and len(measured) == 2

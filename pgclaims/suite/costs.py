@@ -155,10 +155,9 @@ def measure_rates(envs: tuple[str, ...], algos: tuple[str, ...], protocol: str =
 
 def machine_rates(envs: tuple[str, ...], algos: tuple[str, ...], protocol: str,
                   cache: Path) -> Rates:
-    """:func:`measure_rates` once per machine and day: read from ``cache/rates/<key>.json``,
-    else measured and written there. The key holds the day, the machine, the package versions,
-    the protocol, the environments and the algorithms. Concurrent callers (xdist workers)
-    measure once: the others wait on ``<key>.json.lock`` and read the file."""
+    """:func:`measure_rates` once per machine and day, kept in ``cache/rates/<key>.json`` (key:
+    the day, machine, package versions, protocol, envs and algos). Concurrent callers (xdist
+    workers) measure once: the others wait on ``<key>.json.lock`` and read the file."""
     import hashlib
     import json
 
@@ -186,10 +185,11 @@ def machine_rates(envs: tuple[str, ...], algos: tuple[str, ...], protocol: str,
         lock.acquire()
     except OSError:  # a read-only cache: measured here, and again next time
         return measure_rates(envs, algos, protocol)
-    try:  # another process may have measured while this one waited
-        rates = kept() or measure_rates(envs, algos, protocol)
-        with contextlib.suppress(OSError):
-            write_json(path, {"key": what, "rates": rates.to_dict()})
+    try:  # another process may have measured while this one waited: read, not written again
+        if (rates := kept()) is None:
+            rates = measure_rates(envs, algos, protocol)
+            with contextlib.suppress(OSError):
+                write_json(path, {"key": what, "rates": rates.to_dict()})
         return rates
     finally:
         lock.release()
